@@ -1,0 +1,189 @@
+"""Asimov 12-DOF biped: env and PPO configs.
+
+Every number comes from the Asimov data sheet (`shared/robots/asimov/README.md`): §5 gains,
+armature and action scales, §6 timing and KNEES_BENT, §7/§16 observations (firmware order),
+§8 commands, §9 rewards, §10 resets and domain randomization, §11 PPO.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gym.envs.base.legged_robot_config import LeggedRobotCfg, LeggedRobotCfgPPO
+
+_PI = 3.1415926535  # the constant the reference code uses (data sheet §5)
+NATURAL_FREQ = 2.0 * _PI * 8.0  # ωn [rad/s]
+DAMPING_RATIO = 1.8  # ζ
+
+
+def reflected_inertia(j0: float, j1: float, j2: float, g1: float, g2: float) -> float:
+    """Rotor inertia seen at the joint of a two-stage planetary [kg m^2]: J0 (g1 g2)^2 + J1 g2^2 + J2 (§5)."""
+    return j0 * (g1 * g2) ** 2 + j1 * g2**2 + j2
+
+
+def pd_gains(armature: float) -> tuple[float, float]:
+    """(Kp [Nm/rad], Kd [Nm s/rad]) = (J ωn^2, 2 ζ J ωn) for the data sheet's ωn = 2π·8, ζ = 1.8 (§5)."""
+    return armature * NATURAL_FREQ**2, 2.0 * DAMPING_RATIO * armature * NATURAL_FREQ
+
+
+# Motors (§5). The ankle uses two 5020s through a parallel linkage: effort and armature doubled.
+ARMATURE = {
+    "7520_14": reflected_inertia(0.489e-4, 0.098e-4, 0.533e-4, 4.5, 1 + 48 / 22),
+    "7520_22": reflected_inertia(0.489e-4, 0.109e-4, 0.738e-4, 4.5, 5.0),
+    "5020x2": 2.0 * reflected_inertia(0.139e-4, 0.017e-4, 0.169e-4, 1 + 46 / 18, 1 + 56 / 16),
+}
+EFFORT = {"7520_14": 88.0, "7520_22": 139.0, "5020x2": 50.0}
+JOINT_MOTOR = {"hip_pitch": "7520_14", "hip_yaw": "7520_14", "hip_roll": "7520_22", "knee": "7520_22",
+               "ankle_pitch": "5020x2", "ankle_roll": "5020x2"}
+STIFFNESS = {j: pd_gains(ARMATURE[m])[0] for j, m in JOINT_MOTOR.items()}
+DAMPING = {j: pd_gains(ARMATURE[m])[1] for j, m in JOINT_MOTOR.items()}
+# Action scale = 0.3 * effort / Kp, per joint type, never one global scale (§5, §16).
+ACTION_SCALE = {j: 0.3 * EFFORT[m] / STIFFNESS[j] for j, m in JOINT_MOTOR.items()}
+
+KNEES_BENT = {  # §3 / §6 default pose and action offset [rad]
+    "left_hip_pitch_joint": 0.2, "left_hip_roll_joint": 0.0, "left_hip_yaw_joint": 0.0,
+    "left_knee_joint": -0.4, "left_ankle_pitch_joint": -0.25, "left_ankle_roll_joint": 0.0,
+    "right_hip_pitch_joint": -0.2, "right_hip_roll_joint": 0.0, "right_hip_yaw_joint": 0.0,
+    "right_knee_joint": 0.4, "right_ankle_pitch_joint": 0.25, "right_ankle_roll_joint": 0.0,
+}
+
+
+class AsimovCfg(LeggedRobotCfg):
+    class env(LeggedRobotCfg.env):
+        num_envs = 4096
+        num_actions = 12
+        episode_length_s = 20.0
+        # §16 firmware contract: 45 floats, this order. No base_lin_vel (the robot cannot measure it).
+        observations = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions"]
+        critic_observations = [
+            "base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions",
+            "base_lin_vel", "foot_height", "feet_air_time", "foot_contact", "foot_contact_forces", "friction",
+        ]
+
+    class commands(LeggedRobotCfg.commands):
+        resampling_time_range = [3.0, 8.0]  # §8
+        heading_command = True
+        rel_heading_envs = 0.3
+        rel_standing_envs = 0.1
+        heading_stiffness = 0.5
+
+        class ranges(LeggedRobotCfg.commands.ranges):
+            lin_vel_x = [-0.8, 0.8]
+            lin_vel_y = [-0.6, 0.6]
+            ang_vel_yaw = [-0.6, 0.6]
+            heading = [-math.pi, math.pi]
+
+    class init_state(LeggedRobotCfg.init_state):
+        pos = [0.0, 0.0, 0.73]  # §6: soles ~2.4 mm below ground at KNEES_BENT
+        xy_range = [-0.5, 0.5]  # §10 reset_base
+        yaw_range = [-3.14, 3.14]
+        default_joint_angles = KNEES_BENT
+
+    class control(LeggedRobotCfg.control):
+        stiffness = STIFFNESS
+        damping = DAMPING
+        effort_limit = {j: EFFORT[m] for j, m in JOINT_MOTOR.items()}
+        armature = {j: ARMATURE[m] for j, m in JOINT_MOTOR.items()}
+        action_scale = ACTION_SCALE
+        decimation = 4  # 200 Hz motors, 50 Hz policy (§6, §16)
+
+    class asset(LeggedRobotCfg.asset):
+        file = "{GYM_ROOT_DIR}/resources/robots/asimov/asimov.xml"
+        name = "asimov"
+        base_body = "asimov_base"
+        imu_site = "imu"
+        foot_bodies = ["left_ankle_roll_link", "right_ankle_roll_link"]
+        foot_sites = ["left_ankle_roll_joint_site", "right_ankle_roll_joint_site"]
+        penalize_contacts_on = ["left_knee_link", "right_knee_link", "left_hip_yaw_link", "right_hip_yaw_link"]
+        terminate_after_contacts_on = ["pelvis_link"]
+
+    class domain_rand(LeggedRobotCfg.domain_rand):
+        randomize_friction = True
+        friction_range = [0.3, 1.2]  # §10 foot_friction
+        randomize_base_mass = True
+        added_mass_range = [-0.5, 1.0]  # [kg] on the pelvis (not in the reference, small on purpose)
+        added_mass_body = "pelvis_link"  # asimov_base carries the free joint but has no mass
+        push_robots = True
+        push_interval_s = [1.0, 3.0]  # §10 push_robot
+        max_push_vel_xy = 0.5
+
+    class rewards(LeggedRobotCfg.rewards):
+        class scales:  # §9 weights; each term is multiplied by the policy dt (0.02 s)
+            tracking_lin_vel = 2.0
+            tracking_ang_vel = 2.0
+            upright = 1.0
+            pose = 1.0
+            ang_vel_xy = -0.08
+            dof_pos_limits = -1.0
+            action_rate = -0.01
+            feet_air_time = 0.5
+            foot_clearance = -0.5
+            feet_slip = -0.1
+            collision = -1.0
+            termination = -0.0
+
+        only_positive_rewards = False
+        tracking_sigma = 0.25  # §9 track_linear_velocity
+        ang_tracking_sigma = 0.5  # §9 track_angular_velocity
+        soft_dof_pos_limit = 0.9  # §9 dof_pos_limits: centre ± 0.45 range
+        base_height_target = 0.72
+        feet_air_time_target = 0.3  # [s] a biped's swing; legged_gym's 0.5 s suits quadrupeds
+        foot_clearance_target = 0.1  # [m] site height in swing (§9 foot_clearance)
+        upright_sigma = 0.2  # §9 upright: exp(-|g_xy|^2 / 0.2)
+        # §9 pose σ per joint type, by command speed s = |cmd_xy| + |cmd_wz|
+        pose_sigma_standing = 0.05  # s < 0.05
+        pose_sigma_walking = {"hip_pitch": 0.5, "hip_roll": 0.25, "hip_yaw": 0.2, "knee": 0.5,
+                              "ankle_pitch": 0.2, "ankle_roll": 0.12}
+        pose_sigma_running = {"hip_pitch": 0.8, "hip_roll": 0.35, "hip_yaw": 0.3, "knee": 0.8,
+                              "ankle_pitch": 0.25, "ankle_roll": 0.15}  # s >= 1.5
+        command_threshold = 0.05
+
+    class termination(LeggedRobotCfg.termination):
+        max_tilt = math.radians(70.0)  # §10 fell_over
+        min_base_height = 0.3
+
+    class normalization(LeggedRobotCfg.normalization):
+        class obs_scales(LeggedRobotCfg.normalization.obs_scales):  # §16
+            base_ang_vel = 0.25
+            projected_gravity = 1.0
+            commands = 1.0
+            dof_pos = 1.0
+            dof_vel = 0.05
+            actions = 1.0
+            base_lin_vel = 1.0
+
+    class noise(LeggedRobotCfg.noise):
+        class noise_scales(LeggedRobotCfg.noise.noise_scales):  # §7, physical units, before scaling
+            base_ang_vel = 0.2
+            projected_gravity = 0.05
+            dof_pos = 0.01
+            dof_vel = 1.5
+
+    class sim(LeggedRobotCfg.sim):
+        dt = 0.005  # §6
+        nconmax = 24
+        njmax = 96
+
+
+class AsimovCfgPPO(LeggedRobotCfgPPO):
+    seed = 42
+
+    class policy(LeggedRobotCfgPPO.policy):
+        init_noise_std = 1.0
+        actor_hidden_dims = [512, 256, 128]
+        critic_hidden_dims = [512, 256, 128]
+        activation = "elu"
+
+    class algorithm(LeggedRobotCfgPPO.algorithm):  # §11
+        learning_rate = 1.0e-3
+        schedule = "adaptive"
+        desired_kl = 0.01
+        num_learning_epochs = 5
+        num_mini_batches = 4
+        entropy_coef = 0.01
+
+    class runner(LeggedRobotCfgPPO.runner):
+        num_steps_per_env = 24
+        max_iterations = 30000
+        save_interval = 50
+        experiment_name = "asimov_velocity"

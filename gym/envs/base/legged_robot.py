@@ -1,0 +1,348 @@
+"""`LeggedRobot`: batched velocity-tracking env for a legged robot (legged_gym's design, MuJoCo physics).
+
+Read top to bottom: construction, `step()` and the small overridable steps it calls, resets,
+commands and pushes, observations. The standard rewards live in `rewards.py` (a mixin). Physics
+runs behind `gym.physics.Physics`; this class only reads and writes its torch tensors.
+
+Frames: `base_lin_vel`, `base_ang_vel` and `projected_gravity` are in the BODY frame; `base_pos`,
+foot positions, velocities and contact forces are in the WORLD frame. Commands are (v_x, v_y, w_z,
+heading) in the body frame, heading in the world frame. One policy step = `control.decimation`
+physics steps with the joint targets held (50 Hz policy / 200 Hz motors on Asimov).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gym.envs.base.base_config import public_attrs
+from gym.envs.base.legged_robot_config import LeggedRobotCfg
+from gym.envs.base.observations import ObservationGroup
+from gym.envs.base.rewards import LeggedRewardsMixin
+from gym.physics import make_physics
+from gym.physics.model_builder import build_model, match_joint_param
+from gym.utils.math import quat_from_yaw, quat_rotate_inverse, sample_uniform, wrap_to_pi, yaw_from_quat
+
+
+class LeggedRobot(LeggedRewardsMixin):
+    def __init__(self, cfg: LeggedRobotCfg, sim_device: str = "cpu", physics: str | None = None) -> None:
+        """Build the model and `cfg.env.num_envs` worlds on `sim_device` ("cpu", "cuda", "cuda:0").
+
+        `physics` ("warp" / "mujoco") overrides `cfg.sim.physics`. Raises FileNotFoundError /
+        ValueError / KeyError for a bad asset or config, naming the problem.
+        """
+        self.cfg = cfg
+        self.device = torch.device(sim_device)
+        self.num_envs = cfg.env.num_envs
+        self.num_actions = cfg.env.num_actions
+        self.dt = cfg.control.decimation * cfg.sim.dt  # policy step [s]
+        self.max_episode_length_s = cfg.env.episode_length_s
+        self.max_episode_length = math.ceil(self.max_episode_length_s / self.dt)
+        self.robot = build_model(cfg)
+        self.physics = make_physics(physics or cfg.sim.physics, self.robot.mj_model, self.num_envs, sim_device,
+                                    cfg.control.decimation, nconmax=cfg.sim.nconmax, njmax=cfg.sim.njmax)
+        self._init_buffers()
+        self._prepare_reward_functions()
+        self._apply_startup_randomization()
+        self.obs_group = ObservationGroup(self, cfg.env.observations, noise=cfg.noise.add_noise)
+        critic_terms = cfg.env.critic_observations
+        self.critic_group = ObservationGroup(self, critic_terms, noise=False) if critic_terms else None
+        self.num_obs = self.obs_group.dim
+        self.num_privileged_obs = self.critic_group.dim if self.critic_group else self.num_obs
+        self.reset()
+
+    # -- construction -----------------------------------------------------------------------
+    def _init_buffers(self) -> None:
+        n, dev, r, c = self.num_envs, self.device, self.robot, self.cfg
+        tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)  # noqa: E731
+        self.joint_names = r.joint_names
+        self.num_dof = len(r.joint_names)
+        self.default_dof_pos = tensor([c.init_state.default_joint_angles.get(j, 0.0) for j in r.joint_names])
+        scale = c.control.action_scale
+        self.action_scale = tensor([match_joint_param(scale, j, "action_scale") if isinstance(scale, dict)
+                                    else scale for j in r.joint_names])
+        self.p_gains, self.d_gains = tensor(r.stiffness), tensor(r.damping)
+        self.torque_limits = tensor(r.effort_limit)
+        self.joint_lo, self.joint_hi = tensor(r.joint_range[:, 0]), tensor(r.joint_range[:, 1])
+        mid = (self.joint_lo + self.joint_hi) / 2
+        half = (self.joint_hi - self.joint_lo) / 2 * c.rewards.soft_dof_pos_limit
+        self.dof_pos_limits = torch.stack([mid - half, mid + half], dim=1)  # (num_dof, 2) soft limits
+        self._qpos_idx = torch.as_tensor(r.qpos_adr, device=dev)
+        self._dof_idx = torch.as_tensor(r.dof_adr, device=dev)
+        self.num_feet = len(c.asset.foot_bodies)
+        self.gravity_dir = tensor([0.0, 0.0, -1.0]).expand(n, 3)
+        zeros = lambda *s, **kw: torch.zeros(*s, device=dev, **kw)  # noqa: E731
+        self.actions, self.last_actions = zeros(n, self.num_actions), zeros(n, self.num_actions)
+        self.last_dof_vel = zeros(n, self.num_dof)
+        self.commands = zeros(n, 4)  # v_x, v_y [m/s], w_z [rad/s] body frame; heading [rad] world
+        self.heading_env = zeros(n, dtype=torch.bool)
+        self.command_time_left, self.push_time_left = zeros(n), zeros(n)
+        self.feet_air_time, self.last_air_time = zeros(n, self.num_feet), zeros(n, self.num_feet)
+        self.first_contact = zeros(n, self.num_feet, dtype=torch.bool)
+        self.episode_length_buf = zeros(n, dtype=torch.long)
+        self.reset_buf = zeros(n, dtype=torch.bool)
+        self.time_out_buf = zeros(n, dtype=torch.bool)
+        self.rew_buf = zeros(n)
+        self.friction_coeffs = torch.full((n, 1), c.terrain.static_friction, device=dev)
+        self.common_step_counter = 0
+        self.extras: dict = {}
+        self._refresh_state()
+
+    def _prepare_reward_functions(self) -> None:
+        """Collect `_reward_<name>` for every non-zero scale; scales are multiplied by dt."""
+        self.reward_scales: dict[str, float] = {}
+        for name, scale in public_attrs(self.cfg.rewards.scales).items():
+            if scale == 0:
+                continue
+            if not callable(getattr(self, f"_reward_{name}", None)):
+                known = sorted(k[8:] for k in dir(self) if k.startswith("_reward_"))
+                raise AttributeError(f"rewards.scales.{name} has no method _reward_{name} on "
+                                     f"{type(self).__name__}; known terms: {known}")
+            self.reward_scales[name] = scale * self.dt
+        self.episode_sums = {k: torch.zeros(self.num_envs, device=self.device) for k in self.reward_scales}
+
+    def _apply_startup_randomization(self) -> None:
+        """Per-env foot friction and added base mass, drawn once (legged_gym's startup randomization)."""
+        dr, ids = self.cfg.domain_rand, torch.arange(self.num_envs, device=self.device)
+        if dr.randomize_friction:
+            self.friction_coeffs = sample_uniform(*dr.friction_range, (self.num_envs, 1), self.device)
+            geoms = self.robot.foot_geom_ids
+            self.physics.set_geom_friction(ids, geoms, self.friction_coeffs.expand(-1, len(geoms)))
+        if dr.randomize_base_mass:
+            body = self.robot.mj_model.body(dr.added_mass_body or self.cfg.asset.base_body).id
+            base = float(self.robot.mj_model.body_mass[body])
+            added = sample_uniform(*dr.added_mass_range, (self.num_envs,), self.device)
+            self.physics.set_body_mass(ids, body, base + added)
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self, actions: torch.Tensor) -> tuple:
+        """Apply `actions` (num_envs, num_actions) for one policy step.
+
+        Returns (obs, privileged_obs, rewards (N,), dones (N,) bool, extras) with
+        extras["time_outs"] (N,) bool for episodes cut by the time limit (truncations).
+        """
+        clip = self.cfg.normalization.clip_actions
+        self.actions = torch.clip(actions, -clip, clip).to(self.device)
+        self.physics.ctrl[:] = self.compute_targets(self.actions)
+        self.physics.step()
+        self.post_physics_step()
+        return self.obs_buf, self.privileged_obs_buf, self.rew_buf, self.reset_buf, self.extras
+
+    def compute_targets(self, actions: torch.Tensor) -> torch.Tensor:
+        """Joint position targets [rad] = default_dof_pos + action_scale * actions (per joint)."""
+        return self.default_dof_pos + self.action_scale * actions
+
+    def post_physics_step(self) -> None:
+        self.physics.check_finite()
+        self.episode_length_buf += 1
+        self.common_step_counter += 1
+        self._refresh_state()
+        self._update_commands()
+        self.check_termination()
+        self.compute_reward()
+        self.reset_idx(torch.nonzero(self.reset_buf).flatten())
+        self.compute_observations()
+        self.last_actions[:] = self.actions
+        self.last_dof_vel[:] = self.dof_vel
+
+    def _refresh_state(self) -> None:
+        """Derive the state buffers the rewards and observations read from the physics tensors."""
+        p, s = self.physics, self.robot.sensor
+        self.base_pos, self.base_quat = p.qpos[:, 0:3], p.qpos[:, 3:7]
+        self.base_lin_vel = p.sensordata[:, s("imu_vel")]  # velocimeter, body frame
+        self.base_ang_vel = p.sensordata[:, s("imu_gyro")]  # gyro, body frame
+        self.projected_gravity = quat_rotate_inverse(self.base_quat, self.gravity_dir)
+        self.dof_pos = p.qpos[:, self._qpos_idx]
+        self.dof_vel = p.qvel[:, self._dof_idx]
+        targets = torch.maximum(torch.minimum(self.compute_targets(self.actions), self.joint_hi), self.joint_lo)
+        self.torques = (self.p_gains * (targets - self.dof_pos) - self.d_gains * self.dof_vel).clip(
+            -self.torque_limits, self.torque_limits)
+        feet = [p.sensordata[:, s(f"foot_contact_{i}")] for i in range(self.num_feet)]
+        self.foot_contact = torch.stack([f[:, 0] > 0 for f in feet], dim=1)  # (N, feet) bool
+        self.foot_forces = torch.stack([f[:, 1:4] for f in feet], dim=1)  # (N, feet, 3) [N], world
+        self.foot_pos = torch.stack([p.sensordata[:, s(f"foot_pos_{i}")] for i in range(self.num_feet)], 1)
+        self.foot_vel = torch.stack([p.sensordata[:, s(f"foot_vel_{i}")] for i in range(self.num_feet)], 1)
+        self.penalized_contacts = self._body_contacts(self.cfg.asset.penalize_contacts_on)
+        self.terminate_contacts = self._body_contacts(self.cfg.asset.terminate_after_contacts_on)
+        # air time: each touchdown is one `first_contact` step carrying the whole flight time.
+        air = self.feet_air_time + self.dt
+        self.first_contact = self.foot_contact & (self.feet_air_time > 0)
+        self.last_air_time = torch.where(self.first_contact, air, self.last_air_time)
+        self.feet_air_time = torch.where(self.foot_contact, torch.zeros_like(air), air)
+
+    def _body_contacts(self, bodies: list[str]) -> torch.Tensor:
+        """(N, len(bodies)) bool: body touches the floor."""
+        if not bodies:
+            return torch.zeros(self.num_envs, 0, dtype=torch.bool, device=self.device)
+        s = self.robot.sensor
+        return torch.stack([self.physics.sensordata[:, s(f"contact_{b}")][:, 0] > 0 for b in bodies], dim=1)
+
+    def check_termination(self) -> None:
+        """Falls (tilt, low base, forbidden contact) terminate; the time limit truncates."""
+        t = self.cfg.termination
+        fell = -self.projected_gravity[:, 2] < math.cos(t.max_tilt)
+        fell |= self.base_pos[:, 2] < t.min_base_height
+        fell |= self.terminate_contacts.any(dim=1)
+        self.time_out_buf = self.episode_length_buf >= self.max_episode_length
+        self.reset_buf = fell | self.time_out_buf
+
+    def compute_reward(self) -> None:
+        """rew = sum_i scale_i * dt * r_i; each term must return (num_envs,)."""
+        self.rew_buf = torch.zeros(self.num_envs, device=self.device)
+        for name, scale in self.reward_scales.items():
+            term = getattr(self, f"_reward_{name}")()
+            if term.shape != (self.num_envs,):
+                raise ValueError(f"_reward_{name} returned shape {tuple(term.shape)}; "
+                                 f"rewards must have shape ({self.num_envs},)")
+            term = term * scale
+            self.rew_buf += term
+            self.episode_sums[name] += term
+        if self.cfg.rewards.only_positive_rewards:
+            self.rew_buf.clip_(min=0.0)
+
+    # -- resets ----------------------------------------------------------------------------------
+    def reset(self) -> tuple:
+        """Reset every env; returns (obs, privileged_obs)."""
+        self.reset_idx(torch.arange(self.num_envs, device=self.device))
+        self.compute_observations()
+        return self.obs_buf, self.privileged_obs_buf
+
+    def reset_idx(self, env_ids: torch.Tensor) -> None:
+        """Reset only `env_ids` (long (k,)): pose, buffers, commands; log their episode sums."""
+        self.extras = {"time_outs": self.time_out_buf.clone()}
+        pending = self._pending_pushes()
+        if env_ids.numel() == 0 and pending is None:
+            return
+        qpos, qvel = self.physics.qpos.clone(), self.physics.qvel.clone()
+        written = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        if pending is not None:
+            push_ids, push_vel = pending
+            qvel[push_ids, 0:2] += push_vel
+            written[push_ids] = True
+        if env_ids.numel():
+            qpos[env_ids], qvel[env_ids] = self._initial_state(env_ids)
+            written[env_ids] = True
+            self._reset_buffers(env_ids)
+        ids = torch.nonzero(written).flatten()
+        self.physics.reset_envs(ids, qpos[ids], qvel[ids])
+        self._refresh_state()
+
+    def _initial_state(self, env_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Default pose at init_state.pos + U(xy_range), yaw U(yaw_range), init velocities."""
+        k, i, dev = len(env_ids), self.cfg.init_state, self.device
+        qpos = torch.zeros(k, self.physics.qpos.shape[1], device=dev)
+        qvel = torch.zeros(k, self.physics.qvel.shape[1], device=dev)
+        qpos[:, 0:3] = torch.tensor(i.pos, device=dev)
+        qpos[:, 0:2] += sample_uniform(*i.xy_range, (k, 2), dev)
+        yaw = sample_uniform(*i.yaw_range, (k,), dev)
+        qpos[:, 3:7] = quat_from_yaw(yaw)
+        qpos[:, self._qpos_idx] = self.default_dof_pos
+        qvel[:, 0:3] = torch.tensor(i.lin_vel, device=dev)
+        qvel[:, 3:6] = torch.tensor(i.ang_vel, device=dev)
+        return qpos, qvel
+
+    def _reset_buffers(self, env_ids: torch.Tensor) -> None:
+        episode = {}
+        for name, sums in self.episode_sums.items():
+            episode[f"rew_{name}"] = torch.mean(sums[env_ids]) / self.max_episode_length_s
+            sums[env_ids] = 0.0
+        self.extras["episode"] = episode
+        self.actions[env_ids] = 0.0
+        self.last_actions[env_ids] = 0.0
+        self.last_dof_vel[env_ids] = 0.0
+        self.feet_air_time[env_ids] = 0.0
+        self.last_air_time[env_ids] = 0.0
+        self.episode_length_buf[env_ids] = 0
+        self._resample_commands(env_ids)
+        self.push_time_left[env_ids] = sample_uniform(*self.cfg.domain_rand.push_interval_s, (len(env_ids),),
+                                                      self.device)
+
+    # -- commands and pushes --------------------------------------------------------------------
+    def _update_commands(self) -> None:
+        """Resample expired commands; heading envs steer w_z toward their heading target."""
+        self.command_time_left -= self.dt
+        expired = torch.nonzero(self.command_time_left <= 0).flatten()
+        if expired.numel():
+            self._resample_commands(expired)
+        c = self.cfg.commands
+        if c.heading_command:
+            heading = yaw_from_quat(self.base_quat)
+            w_z = c.heading_stiffness * wrap_to_pi(self.commands[:, 3] - heading)
+            w_z = w_z.clip(*c.ranges.ang_vel_yaw)
+            self.commands[:, 2] = torch.where(self.heading_env, w_z, self.commands[:, 2])
+
+    def _resample_commands(self, env_ids: torch.Tensor) -> None:
+        """Draw (v_x, v_y, w_z, heading) from `commands.ranges`; some envs stand, some track a heading."""
+        c, k, dev = self.cfg.commands, len(env_ids), self.device
+        r = c.ranges
+        cmd = torch.stack([sample_uniform(*r.lin_vel_x, (k,), dev), sample_uniform(*r.lin_vel_y, (k,), dev),
+                           sample_uniform(*r.ang_vel_yaw, (k,), dev), sample_uniform(*r.heading, (k,), dev)], 1)
+        if c.min_norm > 0:
+            cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
+        standing = torch.rand(k, device=dev) < c.rel_standing_envs
+        cmd[standing, :3] = 0.0
+        self.commands[env_ids] = cmd
+        self.heading_env[env_ids] = (torch.rand(k, device=dev) < c.rel_heading_envs) & c.heading_command & ~standing
+        self.command_time_left[env_ids] = sample_uniform(*c.resampling_time_range, (k,), dev)
+
+    def _pending_pushes(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Envs whose push timer expired and their world-frame (v_x, v_y) kicks [m/s]."""
+        dr = self.cfg.domain_rand
+        if not dr.push_robots:
+            return None
+        self.push_time_left -= self.dt
+        ids = torch.nonzero(self.push_time_left <= 0).flatten()
+        if ids.numel() == 0:
+            return None
+        self.push_time_left[ids] = sample_uniform(*dr.push_interval_s, (len(ids),), self.device)
+        return ids, sample_uniform(-dr.max_push_vel_xy, dr.max_push_vel_xy, (len(ids), 2), self.device)
+
+    # -- observations ---------------------------------------------------------------------------
+    def compute_observations(self) -> None:
+        """Fill `obs_buf` (policy, noisy) and `privileged_obs_buf` (critic, noise-free)."""
+        self.obs_buf = self.obs_group.compute()
+        self.privileged_obs_buf = self.critic_group.compute() if self.critic_group else None
+
+    def get_observations(self) -> torch.Tensor:
+        return self.obs_buf
+
+    def get_privileged_observations(self) -> torch.Tensor | None:
+        return self.privileged_obs_buf
+
+    def _obs_base_lin_vel(self) -> torch.Tensor:
+        return self.base_lin_vel
+
+    def _obs_base_ang_vel(self) -> torch.Tensor:
+        return self.base_ang_vel
+
+    def _obs_projected_gravity(self) -> torch.Tensor:
+        return self.projected_gravity
+
+    def _obs_commands(self) -> torch.Tensor:
+        return self.commands[:, :3]
+
+    def _obs_dof_pos(self) -> torch.Tensor:
+        return self.dof_pos - self.default_dof_pos
+
+    def _obs_dof_vel(self) -> torch.Tensor:
+        return self.dof_vel
+
+    def _obs_actions(self) -> torch.Tensor:
+        return self.actions
+
+    def _obs_foot_height(self) -> torch.Tensor:
+        return self.foot_pos[..., 2]
+
+    def _obs_feet_air_time(self) -> torch.Tensor:
+        return self.feet_air_time
+
+    def _obs_foot_contact(self) -> torch.Tensor:
+        return self.foot_contact.float()
+
+    def _obs_foot_contact_forces(self) -> torch.Tensor:
+        f = self.foot_forces.flatten(1)
+        return torch.sign(f) * torch.log1p(torch.abs(f))
+
+    def _obs_friction(self) -> torch.Tensor:
+        return self.friction_coeffs

@@ -1,0 +1,199 @@
+"""Default configs for a legged robot env (`LeggedRobotCfg`) and its PPO training (`LeggedRobotCfgPPO`).
+
+Names follow legged_gym / Isaac Lab. Units: SI (m, s, rad, kg, N, Nm). A robot subclasses both and
+overrides only what differs (see `gym/envs/asimov/asimov_config.py`).
+"""
+
+from __future__ import annotations
+
+from gym.envs.base.base_config import BaseConfig
+
+
+class LeggedRobotCfg(BaseConfig):
+    class env:
+        num_envs = 4096
+        num_actions = 12
+        episode_length_s = 20.0  # [s] then a timeout (truncation, reported in extras["time_outs"])
+        send_timeouts = True
+        # Observation terms, in order. Each name maps to `LeggedRobot._obs_<name>()` returning
+        # (num_envs, dim); its scale is `normalization.obs_scales.<name>` and its noise
+        # `noise.noise_scales.<name>` (uniform, in the term's physical units, applied before scaling).
+        observations = [
+            "base_lin_vel", "base_ang_vel", "projected_gravity", "commands",
+            "dof_pos", "dof_vel", "actions",
+        ]
+        # Privileged critic terms; empty list = critic sees the policy observation.
+        critic_observations: list[str] = []
+
+    class terrain:
+        mesh_type = "plane"  # only "plane" is supported for now
+        static_friction = 1.0
+        restitution = 0.0
+
+    class commands:
+        curriculum = False
+        max_curriculum = 1.0
+        num_commands = 4  # lin_vel_x, lin_vel_y, ang_vel_yaw, heading (heading mode overwrites yaw rate)
+        resampling_time_range = [10.0, 10.0]  # [s] each env resamples after U(lo, hi)
+        heading_command = True  # if true, heading envs compute ang_vel_yaw from the heading error
+        rel_heading_envs = 1.0  # fraction of envs in heading mode (when heading_command)
+        rel_standing_envs = 0.0  # fraction of envs given a zero command
+        heading_stiffness = 0.5  # ang_vel_yaw = clip(heading_stiffness * heading_error)
+        min_norm = 0.0  # commands with |v_xy| below this are zeroed (0 disables)
+
+        class ranges:
+            lin_vel_x = [-1.0, 1.0]  # [m/s], body frame
+            lin_vel_y = [-1.0, 1.0]  # [m/s], body frame
+            ang_vel_yaw = [-1.0, 1.0]  # [rad/s]
+            heading = [-3.14159, 3.14159]  # [rad], world frame
+
+    class init_state:
+        pos = [0.0, 0.0, 1.0]  # x, y, z [m]
+        rot = [1.0, 0.0, 0.0, 0.0]  # w, x, y, z [quat], MuJoCo order
+        lin_vel = [0.0, 0.0, 0.0]  # [m/s], world frame
+        ang_vel = [0.0, 0.0, 0.0]  # [rad/s], body frame
+        xy_range = [0.0, 0.0]  # [m] uniform offset of the spawn x and y at each reset
+        yaw_range = [0.0, 0.0]  # [rad] uniform spawn yaw at each reset
+        default_joint_angles: dict[str, float] = {}  # joint name -> angle [rad]; action offset
+
+    class control:
+        control_type = "P"  # position targets tracked by a PD actuator in the physics
+        # Matched by substring of the joint name (legged_gym style); every joint must match one key.
+        stiffness: dict[str, float] = {}  # Kp [Nm/rad]
+        damping: dict[str, float] = {}  # Kd [Nm*s/rad]
+        effort_limit: dict[str, float] = {}  # [Nm] actuator force range
+        armature: dict[str, float] = {}  # [kg m^2] reflected rotor inertia
+        action_scale: float | dict[str, float] = 0.5  # target = default + scale * action
+        decimation = 4  # physics steps per policy step, targets held (zero-order hold)
+
+    class asset:
+        file = ""  # MJCF path; "{GYM_ROOT_DIR}" is substituted
+        name = "robot"
+        base_body = ""  # body carrying the free joint
+        imu_site = ""  # site for gyro / velocimeter (body frame)
+        foot_bodies: list[str] = []  # one per foot; contact sensors and foot rewards
+        foot_sites: list[str] = []  # one per foot; foot position / velocity sensors
+        penalize_contacts_on: list[str] = []  # body names: contact with the floor is penalized
+        terminate_after_contacts_on: list[str] = []  # body names: contact with the floor ends the episode
+        self_collisions = False  # if False, only contacts with the floor are enabled
+
+    class domain_rand:
+        randomize_friction = True
+        friction_range = [0.5, 1.25]  # sliding friction of the foot geoms, per env, at startup
+        randomize_base_mass = False
+        added_mass_range = [-1.0, 1.0]  # [kg] added to the body below, inertia scaled with it
+        added_mass_body = ""  # "" = asset.base_body
+        push_robots = True
+        push_interval_s = [15.0, 15.0]  # [s] U(lo, hi) between pushes, per env
+        max_push_vel_xy = 1.0  # [m/s] U(-max, max) added to the world-frame base x, y velocity
+
+    class rewards:
+        class scales:
+            termination = -0.0
+            tracking_lin_vel = 1.0
+            tracking_ang_vel = 0.5
+            lin_vel_z = -2.0
+            ang_vel_xy = -0.05
+            orientation = -0.0
+            torques = -0.00001
+            dof_vel = -0.0
+            dof_acc = -2.5e-7
+            base_height = -0.0
+            feet_air_time = 1.0
+            collision = -1.0
+            feet_stumble = -0.0
+            action_rate = -0.01
+            stand_still = -0.0
+            dof_pos_limits = -0.0
+            feet_contact_forces = -0.0
+
+        only_positive_rewards = True  # clip the summed reward at zero (legged_gym)
+        tracking_sigma = 0.25  # tracking_lin_vel = exp(-|cmd_xy - v_xy|^2 / sigma)
+        ang_tracking_sigma = 0.25  # tracking_ang_vel = exp(-(cmd_wz - w_z)^2 / sigma)
+        soft_dof_pos_limit = 1.0  # fraction of the joint range before the limit penalty starts
+        base_height_target = 1.0  # [m]
+        max_contact_force = 100.0  # [N] feet_contact_forces penalizes the excess
+        feet_air_time_target = 0.5  # [s] air time rewarded above this at each landing
+        command_threshold = 0.1  # [m/s] below this |cmd_xy| counts as "stand still"
+
+    class termination:
+        max_tilt = 1.2217  # [rad] fall when the base z axis tilts more than this (70 deg)
+        min_base_height = 0.0  # [m] fall when the base is below this (0 disables)
+
+    class normalization:
+        class obs_scales:
+            base_lin_vel = 2.0
+            base_ang_vel = 0.25
+            projected_gravity = 1.0
+            commands = 1.0
+            dof_pos = 1.0
+            dof_vel = 0.05
+            actions = 1.0
+
+        clip_observations = 100.0
+        clip_actions = 100.0
+
+    class noise:
+        add_noise = True
+        noise_level = 1.0  # multiplies every noise scale
+
+        class noise_scales:  # uniform noise half-width, physical units, applied before the scale
+            base_lin_vel = 0.1
+            base_ang_vel = 0.2
+            projected_gravity = 0.05
+            dof_pos = 0.01
+            dof_vel = 1.5
+
+    class sim:
+        dt = 0.005  # [s] physics step
+        gravity = [0.0, 0.0, -9.81]  # [m/s^2]
+        integrator = "implicitfast"
+        solver = "newton"
+        iterations = 10
+        ls_iterations = 20
+        cone = "pyramidal"
+        nconmax = 24  # contacts per world (MuJoCo Warp buffer size)
+        njmax = 96  # constraint rows per world
+        physics = "warp"  # "warp" (MuJoCo Warp) or "mujoco" (MuJoCo C, CPU threads)
+
+    class viewer:
+        ref_env = 0
+        pos = [2.0, 2.0, 1.0]  # [m]
+        lookat = [0.0, 0.0, 0.5]  # [m]
+
+
+class LeggedRobotCfgPPO(BaseConfig):
+    seed = 1
+
+    class policy:
+        init_noise_std = 1.0
+        actor_hidden_dims = [512, 256, 128]
+        critic_hidden_dims = [512, 256, 128]
+        activation = "elu"  # elu, relu, selu, tanh, leaky_relu
+        tanh_mean = False  # bound the action mean to [-1, 1] with tanh
+
+    class algorithm:
+        value_loss_coef = 1.0
+        use_clipped_value_loss = True
+        clip_param = 0.2
+        entropy_coef = 0.01
+        num_learning_epochs = 5
+        num_mini_batches = 4  # mini batch size = num_envs * num_steps_per_env / num_mini_batches
+        learning_rate = 1.0e-3
+        schedule = "adaptive"  # "adaptive" (from KL) or "fixed"
+        gamma = 0.99
+        lam = 0.95
+        desired_kl = 0.01
+        max_grad_norm = 1.0
+
+    class runner:
+        num_steps_per_env = 24  # rollout length per env per iteration
+        max_iterations = 1500
+        empirical_normalization = True  # running mean / std of actor and critic observations
+        save_interval = 50  # iterations between checkpoints
+        experiment_name = "test"
+        run_name = ""
+        logger = "csv"  # "csv" writes metrics.csv in the run folder; wandb comes later
+        resume = False
+        load_run: str | int = -1  # -1 = newest run folder
+        checkpoint = -1  # -1 = newest model_<it>.pt

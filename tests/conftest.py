@@ -1,0 +1,27 @@
+"""Shared pytest fixtures: where to find the read-only Asimov reference robot data."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+_ENV_VAR = "ASIMOV_REFERENCE_DIR"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def asimov_reference_dir() -> Path:
+    """Folder holding the reference ``asimov.xml`` (with its STLs) and the data sheet.
+
+    Taken from the ``ASIMOV_REFERENCE_DIR`` environment variable if set, else
+    ``<repo root>/../shared/robots/asimov``.
+    """
+    env = os.environ.get(_ENV_VAR)
+    folder = Path(env) if env else _REPO_ROOT.parent / "shared" / "robots" / "asimov"
+    if not (folder / "asimov.xml").is_file():
+        pytest.fail(
+            f"Asimov reference data not found: {folder / 'asimov.xml'} does not exist. "
+            f"Set the {_ENV_VAR} environment variable to the folder holding the reference asimov.xml.",
+            pytrace=False,
+        )
+    return folder
