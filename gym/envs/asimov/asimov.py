@@ -25,7 +25,8 @@ class Asimov(LeggedRobot):
 
     def _reward_upright(self) -> torch.Tensor:
         """exp(-|g_xy|^2 / upright_sigma): 1 when the pelvis is level (§9 upright)."""
-        return torch.exp(-torch.sum(torch.square(self.projected_gravity[:, :2]), dim=1) / self.cfg.rewards.upright_sigma)
+        tilt = torch.sum(torch.square(self.projected_gravity[:, :2]), dim=1)
+        return torch.exp(-tilt / self.cfg.rewards.upright_sigma)
 
     def _reward_pose(self) -> torch.Tensor:
         """exp(-mean_j (q_j - q0_j)^2 / sigma_j^2), sigma by command speed s (§9 pose).

@@ -51,3 +51,14 @@ def _deepcopy_plain(value: Any) -> Any:
 def public_attrs(obj: Any) -> dict[str, Any]:
     """Name -> value of the public, non-callable attributes of a config object, inherited ones included."""
     return {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_") and not callable(getattr(obj, k))}
+
+
+def class_to_dict(obj: Any) -> Any:
+    """Config object -> plain nested dict (lists and dicts copied), e.g. for YAML dumps."""
+    if isinstance(obj, (list, tuple)):
+        return [class_to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: class_to_dict(v) for k, v in obj.items()}
+    if hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__ != "builtins":
+        return {k: class_to_dict(v) for k, v in public_attrs(obj).items()}
+    return obj
