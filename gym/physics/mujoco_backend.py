@@ -1,0 +1,213 @@
+"""`MujocoPhysics`: the `Physics` interface on MuJoCo's C library, stepped by `mujoco.rollout`.
+
+All envs are advanced by one `Rollout.rollout` call per `step()`; it releases the GIL and runs
+MuJoCo's `mj_step` on a C++ thread pool. The simulation state lives in float64 numpy buffers
+(MuJoCo's `mjSTATE_FULLPHYSICS` layout: time, qpos, qvel, act, ...); the float32 torch tensors of
+the interface are refreshed from them once per `step()` / `reset_envs()`.
+
+Warm start: the rollout API takes `qacc_warmstart` per env but does not return it (the state spec
+it writes is FULLPHYSICS, which excludes mjSTATE_WARMSTART). It is rebuilt after each step from
+the last two velocities, `(qvel[t] - qvel[t-1]) / dt`: exact for the Euler integrator without
+joint damping, the (implicitly damped) acceleration otherwise, which only serves as the Newton
+solver's starting point.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import mujoco
+import mujoco.rollout
+import numpy as np
+import torch
+
+from gym.physics.base import Physics, PhysicsError
+
+_FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
+_CTRL = mujoco.mjtState.mjSTATE_CTRL.value
+
+
+class MujocoPhysics(Physics):
+    """`num_envs` MuJoCo C simulations stepped by a thread pool (CPU).
+
+    Args:
+        mj_model: the model; its `opt.timestep` [s] is the physics step. Not modified.
+        num_envs: number of envs (>= 1).
+        device: torch device of the public tensors. "cpu" gives zero-copy views; another device
+            costs one host-to-device copy of qpos/qvel/sensordata per step.
+        decimation: physics steps per `step()` with `ctrl` held.
+        nthread: worker threads of the rollout pool (default `os.cpu_count()`).
+
+    Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs their own
+    `MjModel` copy (copy-on-write); the others keep sharing `mj_model`. A copy costs
+    `mujoco.mj_sizeModel(mj_model)` bytes (73 MB for the Asimov biped, mostly mesh BVHs), so
+    randomizing every one of thousands of envs needs a model with light collision geometry.
+    """
+
+    name = "mujoco"
+
+    def __init__(
+        self,
+        mj_model: mujoco.MjModel,
+        num_envs: int,
+        device: str = "cpu",
+        decimation: int = 4,
+        nthread: int | None = None,
+    ) -> None:
+        super().__init__(mj_model, num_envs, device, decimation)
+        m, n = mj_model, num_envs
+        self.nthread = max(1, nthread if nthread is not None else (os.cpu_count() or 1))
+        self.dt = float(m.opt.timestep)
+        nstate = mujoco.mj_stateSize(m, _FULL)
+        self._qpos_sl = slice(1, 1 + m.nq)  # FULLPHYSICS = [time, qpos, qvel, act, ...]
+        self._qvel_sl = slice(1 + m.nq, 1 + m.nq + m.nv)
+
+        self._pool = mujoco.rollout.Rollout(nthread=self.nthread)
+        self._models: list[mujoco.MjModel] = [m] * n  # per-env list the rollout reads
+        self._datas = [mujoco.MjData(m) for _ in range(self.nthread)]  # one per worker thread
+        self._scratch = mujoco.MjData(m)  # for resets / mj_setConst
+        self._own = np.zeros(n, dtype=bool)  # env has its own model copy
+
+        # float64 simulation buffers (MuJoCo side)
+        self._default_state = np.empty(nstate)
+        mujoco.mj_getState(m, self._scratch, self._default_state, _FULL)
+        self._state = np.tile(self._default_state, (n, 1))  # (N, nstate) state at step start
+        self._warm = np.zeros((n, m.nv))  # (N, nv) qacc_warmstart [m/s^2, rad/s^2]
+        self._control = np.zeros((n, decimation, m.nu))  # (N, decimation, nu) held ctrl
+        self._state_out = np.empty((n, decimation, nstate))
+        self._sens_out = np.empty((n, decimation, m.nsensordata))
+
+        # float32 published buffers; on CPU the tensors are views of these arrays
+        self._qpos32 = self._state[:, self._qpos_sl].astype(np.float32)
+        self._qvel32 = self._state[:, self._qvel_sl].astype(np.float32)
+        self._sens32 = np.zeros((n, m.nsensordata), dtype=np.float32)
+        self._on_cpu = self.device.type == "cpu"
+        self.qpos = self._publish(self._qpos32)
+        self.qvel = self._publish(self._qvel32)
+        self.sensordata = self._publish(self._sens32)
+        self.ctrl = torch.zeros((n, m.nu), dtype=torch.float32, device=self.device)
+        self._forward(np.arange(n))
+
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> None:
+        """Advance all envs by `decimation` physics steps with `ctrl` held.
+
+        Raises `PhysicsError` naming the first bad env if a control is NaN/Inf or beyond
+        `mjMAXVAL` (MuJoCo would silently zero it), or if MuJoCo stopped an env's rollout early
+        (it resets a diverged MjData to qpos0 with a warning; also on contact arena overflow).
+        Detection compares the env's time with t0 + decimation * dt, so one case slips through:
+        decimation 1 and a reset inside the first physics step after `reset_envs` (time 0 -> dt).
+        """
+        ctrl = self.ctrl.detach().cpu().numpy()
+        ok = np.abs(ctrl) <= mujoco.mjMAXVAL  # False for NaN
+        if not ok.all():
+            env = int(np.nonzero(~ok.all(axis=1))[0][0])
+            raise PhysicsError(f"non-finite or huge ctrl in env {env} on the {self.name} backend")
+        np.copyto(self._control, ctrl[:, None, :])  # float32 -> float64, tiled over decimation
+        self._pool.rollout(
+            self._models, self._datas, self._state, self._control,
+            control_spec=_CTRL, skip_checks=True, nstep=self.decimation,
+            initial_warmstart=self._warm, state=self._state_out, sensordata=self._sens_out,
+        )  # fmt: skip
+        last = self._state_out[:, -1]
+        prev = self._state_out[:, -2] if self.decimation > 1 else self._state
+        np.subtract(last[:, self._qvel_sl], prev[:, self._qvel_sl], out=self._warm)
+        self._warm *= 1.0 / self.dt
+        # a reset (mj_resetData) or an early stop shows as time != t0 + decimation * dt
+        bad = np.abs(last[:, 0] - self._state[:, 0] - self.decimation * self.dt) > 0.5 * self.dt
+        np.copyto(self._state, last)
+        np.copyto(self._qpos32, last[:, self._qpos_sl])
+        np.copyto(self._qvel32, last[:, self._qvel_sl])
+        np.copyto(self._sens32, self._sens_out[:, -1])
+        self._sync()
+        if bad.any():
+            env = int(np.nonzero(bad)[0][0])
+            raise PhysicsError(
+                f"physics diverged in {int(bad.sum())} env(s), first env {env} on the {self.name} "
+                "backend: MuJoCo reset the state (bad qpos/qvel/qacc) or stopped early (contact "
+                "arena full). Lower sim.dt, raise damping, or check masses and joint limits."
+            )
+
+    def reset_envs(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Set `env_ids` (k,) to `qpos` (k, nq) and `qvel` (k, nv); time, act and warm start to 0.
+
+        Runs `mj_forward` for each reset env (with its current `ctrl`) so `sensordata` is valid
+        at once. A NaN state is stored as given; `check_finite()` / the next `step()` will raise.
+        """
+        ids = env_ids.detach().cpu().numpy().astype(np.int64).reshape(-1)
+        if ids.size == 0:
+            return
+        self._state[ids] = self._default_state
+        self._state[ids, self._qpos_sl] = qpos.detach().cpu().double().numpy()
+        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()
+        self._warm[ids] = 0.0
+        self._qpos32[ids] = self._state[ids, self._qpos_sl]
+        self._qvel32[ids] = self._state[ids, self._qvel_sl]
+        self._forward(ids)
+        self._sync()
+
+    def _forward(self, ids: np.ndarray) -> None:
+        """`mj_forward` each env of `ids` from `_state` into the scratch data; copy sensordata."""
+        d = self._scratch
+        ctrl = self.ctrl.detach().cpu().numpy()
+        for env in ids.tolist():
+            m = self._models[env]
+            mujoco.mj_setState(m, d, self._state[env], _FULL)
+            d.ctrl[:] = ctrl[env]
+            d.qacc_warmstart[:] = 0.0
+            mujoco.mj_forward(m, d)
+            self._sens32[env] = d.sensordata
+
+    def _publish(self, buf: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(buf) if self._on_cpu else torch.from_numpy(buf).to(self.device)
+
+    def _sync(self) -> None:
+        """Copy the float32 host buffers to the device tensors (no-op on CPU, they are views)."""
+        if not self._on_cpu:
+            self.qpos.copy_(torch.from_numpy(self._qpos32))
+            self.qvel.copy_(torch.from_numpy(self._qvel32))
+            self.sensordata.copy_(torch.from_numpy(self._sens32))
+
+    # ------------------------------------------------------------------ per-env parameters
+    def _model_of(self, env: int) -> mujoco.MjModel:
+        """The env's own model copy, made on first use (copy-on-write)."""
+        if not self._own[env]:
+            need = mujoco.mj_sizeModel(self.mj_model)
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            if need > avail // 2:
+                raise MemoryError(
+                    f"per-env MjModel copy for env {env} needs {need / 2**20:.0f} MiB, only "
+                    f"{avail / 2**20:.0f} MiB free; randomize fewer envs or lighten the collision meshes"
+                )
+            self._models[env] = copy.copy(self.mj_model)
+            self._own[env] = True
+        return self._models[env]
+
+    def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
+        """Set sliding friction (`geom_friction[:, 0]`, unitless) of `geom_ids` in `env_ids`.
+
+        `friction`: (len(env_ids), len(geom_ids)). MuJoCo combines a contact's two geoms with max.
+        """
+        fr = friction.detach().cpu().double().numpy().reshape(len(env_ids), len(geom_ids))
+        for row, env in enumerate(env_ids.detach().cpu().tolist()):
+            self._model_of(env).geom_friction[geom_ids, 0] = fr[row]
+
+    def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
+        """Set `body_mass[body_id]` [kg] per env (`mass`: (len(env_ids),)), scale its inertia.
+
+        `body_inertia` [kg m^2] scales by new/old mass (unchanged if the old mass is 0), then
+        `mj_setConst` refreshes subtree masses, inverse weights and actuator constants.
+        """
+        ms = mass.detach().cpu().double().numpy().reshape(-1)
+        for new, env in zip(ms.tolist(), env_ids.detach().cpu().tolist(), strict=True):
+            m = self._model_of(env)
+            old = float(m.body_mass[body_id])
+            if old > 0.0:
+                m.body_inertia[body_id] *= new / old
+            m.body_mass[body_id] = new
+            mujoco.mj_setConst(m, self._scratch)
+
+    def close(self) -> None:
+        """Stop the rollout thread pool."""
+        self._pool.close()

@@ -1,0 +1,44 @@
+"""rsl_rl-style PPO for `VecEnv`s: actor-critic, rollout storage, normalizer, runner, logging."""
+
+from gym.rl.actor_critic import ACTIVATIONS, ActorCritic, get_activation, mlp
+from gym.rl.checkpoint import CHECKPOINT_KEYS, CheckpointError, atomic_save, read_checkpoint
+from gym.rl.logger import EpisodeStats, MetricsLogger
+from gym.rl.normalizer import EmpiricalNormalization
+from gym.rl.on_policy_runner import InferencePolicy, OnPolicyRunner
+from gym.rl.ppo import (
+    PPO,
+    adapt_learning_rate,
+    explained_variance,
+    gaussian_kl,
+    surrogate_loss,
+    value_loss,
+)
+from gym.rl.storage import MiniBatch, RolloutStorage, Transition, compute_gae
+from gym.rl.vec_env import VecEnv
+
+__all__ = [
+    "ACTIVATIONS",
+    "ActorCritic",
+    "CHECKPOINT_KEYS",
+    "CheckpointError",
+    "EmpiricalNormalization",
+    "EpisodeStats",
+    "InferencePolicy",
+    "MetricsLogger",
+    "MiniBatch",
+    "OnPolicyRunner",
+    "PPO",
+    "RolloutStorage",
+    "Transition",
+    "VecEnv",
+    "adapt_learning_rate",
+    "atomic_save",
+    "compute_gae",
+    "explained_variance",
+    "gaussian_kl",
+    "get_activation",
+    "mlp",
+    "read_checkpoint",
+    "surrogate_loss",
+    "value_loss",
+]

@@ -1,0 +1,76 @@
+"""`EmpiricalNormalization`: running mean / variance of observations, y = (x - mean) / (std + eps).
+
+The statistics are merged batch by batch with the parallel (Chan et al.) update, so after batches
+x_1..x_k they equal the population mean / variance of all samples seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class EmpiricalNormalization(nn.Module):
+    """Normalize (B, *shape) inputs with running statistics; updated only in training mode.
+
+    Args:
+        shape: feature shape (int or tuple), e.g. num_obs.
+        eps: added to the std in the denominator.
+        until: stop updating once this many samples have been seen (None = never stop).
+    """
+
+    def __init__(self, shape: int | Sequence[int], eps: float = 1e-2, until: int | None = None) -> None:
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.eps = eps
+        self.until = until
+        self.register_buffer("_mean", torch.zeros(1, *shape))
+        self.register_buffer("_var", torch.ones(1, *shape))
+        self.register_buffer("_std", torch.ones(1, *shape))
+        self.register_buffer("count", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Running mean, (*shape)."""
+        return self._mean.squeeze(0).clone()
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Running (population) standard deviation, (*shape)."""
+        return self._std.squeeze(0).clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *shape) -> (B, *shape); in training mode first folds x into the statistics."""
+        if self.training:
+            self.update(x)
+        return (x - self._mean) / (self._std + self.eps)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Undo `forward`: x = y * (std + eps) + mean."""
+        return y * (self._std + self.eps) + self._mean
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge batch statistics (n_b, mean_b, var_b) into (n_a, mean_a, var_a):
+
+        n = n_a + n_b,  delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
+        var = (n_a * var_a + n_b * var_b + delta^2 * n_a * n_b / n) / n.
+        """
+        n_b = x.shape[0]
+        if n_b == 0 or (self.until is not None and int(self.count) >= self.until):
+            return
+        x = x.detach().to(self._mean.dtype)
+        mean_b = x.mean(dim=0, keepdim=True)
+        var_b = x.var(dim=0, unbiased=False, keepdim=True)
+        n_a = self.count.to(self._mean.dtype)
+        n = n_a + n_b
+        delta = mean_b - self._mean
+        mean = self._mean + delta * (n_b / n)
+        var = (n_a * self._var + n_b * var_b + delta.square() * (n_a * n_b / n)) / n
+        # in-place copies keep the buffers ordinary tensors even under torch.inference_mode()
+        self._mean.copy_(mean)
+        self._var.copy_(var)
+        self._std.copy_(var.sqrt())
+        self.count.add_(n_b)
