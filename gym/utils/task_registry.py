@@ -47,30 +47,37 @@ class TaskRegistry:
         return copy.deepcopy(self.env_cfgs[name]), copy.deepcopy(self.train_cfgs[name])
 
     def make_env(self, name: str, args=None, env_cfg=None):
-        """Build the env of task `name` with command-line `args` applied; returns (env, env_cfg)."""
+        """Build the env of task `name`; returns (env, env_cfg).
+
+        Without `env_cfg`, the registered config is copied and the flags / `--set` overrides of
+        `args` are applied; a given `env_cfg` is used as it is (already resolved).
+        """
         from gym.utils.cli import update_cfgs_from_args
 
         task_class = self.get_task_class(name)
         if env_cfg is None:
-            env_cfg, _ = self.get_cfgs(name)
-        if args is not None:
-            env_cfg, _ = update_cfgs_from_args(env_cfg, None, args)
+            env_cfg, train_cfg = self.get_cfgs(name)
+            if args is not None:
+                env_cfg, _ = update_cfgs_from_args(env_cfg, train_cfg, args)
         sim_device = getattr(args, "sim_device", None) or default_device()
         physics = getattr(args, "physics", None)
         env = task_class(env_cfg, sim_device=sim_device, physics=physics)
         return env, env_cfg
 
     def make_alg_runner(self, env, name: str | None = None, args=None, train_cfg=None, log_dir=None):
-        """Build the PPO runner for `env`; returns (runner, train_cfg)."""
+        """Build the PPO runner for `env`; returns (runner, train_cfg).
+
+        Without `train_cfg`, the registered one of `name` is copied and `args` applied to it.
+        """
         from gym.rl import OnPolicyRunner
         from gym.utils.cli import update_cfgs_from_args
 
         if train_cfg is None:
             if name is None:
                 raise ValueError("make_alg_runner needs a task name or a train_cfg")
-            _, train_cfg = self.get_cfgs(name)
-        if args is not None:
-            _, train_cfg = update_cfgs_from_args(None, train_cfg, args)
+            env_cfg, train_cfg = self.get_cfgs(name)
+            if args is not None:
+                _, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
         rl_device = getattr(args, "rl_device", None) or str(env.device)
         return OnPolicyRunner(env, train_cfg, log_dir, device=rl_device), train_cfg
 

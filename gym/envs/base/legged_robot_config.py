@@ -12,6 +12,7 @@ from gym.envs.base.base_config import BaseConfig
 class LeggedRobotCfg(BaseConfig):
     class env:
         num_envs = 4096
+        num_envs_cpu = 1024  # used instead of num_envs when the sim device is the CPU (2-core laptops/CI)
         num_actions = 12
         episode_length_s = 20.0  # [s] then a timeout (truncation, reported in extras["time_outs"])
         send_timeouts = True
@@ -154,7 +155,7 @@ class LeggedRobotCfg(BaseConfig):
         cone = "pyramidal"
         nconmax = 24  # contacts per world (MuJoCo Warp buffer size)
         njmax = 96  # constraint rows per world
-        physics = "warp"  # "warp" (MuJoCo Warp) or "mujoco" (MuJoCo C, CPU threads)
+        physics = "auto"  # "warp" (MuJoCo Warp), "mujoco" (MuJoCo C, CPU threads), "auto": warp on CUDA else mujoco
 
     class viewer:
         ref_env = 0
