@@ -194,7 +194,6 @@ class LeggedRobotCfgPPO(BaseConfig):
         save_interval = 50  # iterations between checkpoints
         experiment_name = "test"
         run_name = ""
-        logger = "csv"  # "csv" writes metrics.csv in the run folder; wandb comes later
         resume = False
         load_run: str | int = -1  # -1 = newest run folder
         checkpoint = -1  # -1 = newest model_<it>.pt
