@@ -41,8 +41,9 @@ class MujocoPhysics(Physics):
 
     Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs their own
     `MjModel` copy (copy-on-write); the others keep sharing `mj_model`. A copy costs
-    `mujoco.mj_sizeModel(mj_model)` bytes (73 MB for the Asimov biped, mostly mesh BVHs), so
-    randomizing every one of thousands of envs needs a model with light collision geometry.
+    `mujoco.mj_sizeModel(mj_model)` bytes: ~42 KB for the project's primitive-shape Asimov, but
+    73 MB for the reference mesh model (mostly mesh BVHs), so randomizing thousands of envs needs
+    light collision geometry; a copy that would not fit in memory raises MemoryError.
     """
 
     name = "mujoco"

@@ -32,7 +32,7 @@ class WarpPhysics(Physics):
     def __init__(self, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
                  nconmax: int = 24, njmax: int = 96, graph_capture: bool = True) -> None:
         super().__init__(mj_model, num_envs, device, decimation)
-        wp.config.quiet = True
+        wp.config.log_level = wp.LOG_WARNING  # no per-kernel "Module ... load" lines
         wp.init()
         self.wp_device = wp.get_device("cuda:0" if device == "cuda" else device)
         mj_data = mujoco.MjData(mj_model)
