@@ -126,3 +126,13 @@ def test_get_load_path_picks_newest_and_explains_missing(tmp_path):
         get_load_path(tmp_path, "2026-01-01_00-00-00", 70)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         get_load_path(tmp_path, "nope")
+
+
+def test_cpu_defaults_apply_only_on_cpu_and_are_validated():
+    assert task_registry.get_cfgs("asimov", sim_device="cpu")[0].env.num_envs == 1024
+    assert task_registry.get_cfgs("asimov", sim_device="cuda:0")[0].env.num_envs == 4096
+    assert task_registry.get_cfgs("asimov")[0].env.num_envs == 4096
+    from gym.utils.cli import apply_values
+
+    with pytest.raises(ConfigKeyError, match="env.num_env"):
+        apply_values(AsimovCfg(), AsimovCfgPPO(), {"env.num_env": 8})

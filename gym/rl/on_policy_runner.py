@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,20 @@ class InferencePolicy(nn.Module):
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor_critic.act_inference(self.normalizer(obs))
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch intra-op threads (n <= 0: unchanged)."""
+    if n <= 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class OnPolicyRunner:
@@ -64,6 +80,9 @@ class OnPolicyRunner:
             desired_kl=alg.desired_kl, device=self.device,
         )
         self.num_steps_per_env = int(run.num_steps_per_env)
+        # Small per-step env ops on the CPU are slower with several threads (OpenMP barriers, and the
+        # physics worker threads want the cores); learning keeps torch's full thread count.
+        self.collection_threads = int(run.collection_threads) if env.device.type == "cpu" else 0
         self.save_interval = int(run.save_interval)
         if self.num_steps_per_env < 1 or self.save_interval < 1:
             raise ValueError(
@@ -117,7 +136,7 @@ class OnPolicyRunner:
         try:
             for it in range(start, end):
                 t0 = time.perf_counter()
-                with torch.inference_mode():
+                with torch.inference_mode(), torch_threads(self.collection_threads):
                     for _ in range(self.num_steps_per_env):
                         actions = self.alg.act(obs, critic_obs)
                         raw_obs, raw_priv, rewards, dones, extras = env.step(actions.to(env.device))

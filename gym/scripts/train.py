@@ -21,9 +21,7 @@ from gym.utils.task_registry import default_device  # noqa: E402
 
 def train(args) -> Path:
     """Train `args.task`; returns the run folder."""
-    env_cfg, train_cfg = task_registry.get_cfgs(args.task)
-    if (args.sim_device or default_device()).startswith("cpu"):
-        env_cfg.env.num_envs = env_cfg.env.num_envs_cpu  # flags and --set below still override it
+    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=args.sim_device or default_device())
     env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
     train_cfg.seed = set_seed(train_cfg.seed)
     env, env_cfg = task_registry.make_env(args.task, args, env_cfg=env_cfg)

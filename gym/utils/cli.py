@@ -91,11 +91,26 @@ def apply_overrides(env_cfg: Any, train_cfg: Any, overrides: list[str]) -> None:
             valid = [k for c in cfgs for k in flat_keys(c)]
             close = difflib.get_close_matches(key, valid, n=5, cutoff=0.5)
             raise ConfigKeyError(f"unknown config key {key!r}; closest valid keys: {close or valid[:10]}")
-        *path, leaf = key.split(".")
-        node = owner
-        for part in path:
-            node = getattr(node, part)
+        node, leaf = _leaf(owner, key)
         setattr(node, leaf, parse_value(text, getattr(node, leaf), key))
+
+
+def apply_values(env_cfg: Any, train_cfg: Any, values: dict[str, Any]) -> None:
+    """Set already-typed values by dotted key (e.g. a config's `cpu_defaults`); unknown keys raise."""
+    cfgs = [c for c in (env_cfg, train_cfg) if c is not None]
+    for key, value in values.items():
+        owner = next((c for c in cfgs if key in flat_keys(c)), None)
+        if owner is None:
+            raise ConfigKeyError(f"cpu_defaults names unknown config key {key!r}")
+        node, leaf = _leaf(owner, key)
+        setattr(node, leaf, value)
+
+
+def _leaf(cfg: Any, key: str) -> tuple[Any, str]:
+    *path, leaf = key.split(".")
+    for part in path:
+        cfg = getattr(cfg, part)
+    return cfg, leaf
 
 
 def parse_value(text: str, current: Any, key: str = "value") -> Any:

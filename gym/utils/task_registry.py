@@ -41,10 +41,19 @@ class TaskRegistry:
         self._check(name)
         return self.task_classes[name]
 
-    def get_cfgs(self, name: str) -> tuple[Any, Any]:
-        """Fresh deep copies of (env_cfg, train_cfg) for `name`; the registered ones never change."""
+    def get_cfgs(self, name: str, sim_device: str | None = None) -> tuple[Any, Any]:
+        """Fresh deep copies of (env_cfg, train_cfg) for `name`; the registered ones never change.
+
+        With a CPU `sim_device`, each config's `cpu_defaults` (dotted key -> value) are applied.
+        """
+        from gym.utils.cli import apply_values
+
         self._check(name)
-        return copy.deepcopy(self.env_cfgs[name]), copy.deepcopy(self.train_cfgs[name])
+        env_cfg, train_cfg = copy.deepcopy(self.env_cfgs[name]), copy.deepcopy(self.train_cfgs[name])
+        if sim_device is not None and sim_device.startswith("cpu"):
+            for cfg in (env_cfg, train_cfg):
+                apply_values(env_cfg, train_cfg, getattr(cfg, "cpu_defaults", {}))
+        return env_cfg, train_cfg
 
     def make_env(self, name: str, args=None, env_cfg=None):
         """Build the env of task `name`; returns (env, env_cfg).

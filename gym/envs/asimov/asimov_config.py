@@ -51,7 +51,6 @@ KNEES_BENT = {  # §3 / §6 default pose and action offset [rad]
 class AsimovCfg(LeggedRobotCfg):
     class env(LeggedRobotCfg.env):
         num_envs = 4096
-        num_envs_cpu = 1024
         num_actions = 12
         episode_length_s = 20.0
         # §16 firmware contract: 45 floats, this order. No base_lin_vel (the robot cannot measure it).

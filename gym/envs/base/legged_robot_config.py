@@ -10,9 +10,12 @@ from gym.envs.base.base_config import BaseConfig
 
 
 class LeggedRobotCfg(BaseConfig):
+    # Dotted key -> value applied when the sim device is the CPU (before flags and --set), so a
+    # plain `train.py` on a laptop uses settings that train there in reasonable time.
+    cpu_defaults = {"env.num_envs": 1024}
+
     class env:
         num_envs = 4096
-        num_envs_cpu = 1024  # used instead of num_envs when the sim device is the CPU (2-core laptops/CI)
         num_actions = 12
         episode_length_s = 20.0  # [s] then a timeout (truncation, reported in extras["time_outs"])
         send_timeouts = True
@@ -165,6 +168,7 @@ class LeggedRobotCfg(BaseConfig):
 
 class LeggedRobotCfgPPO(BaseConfig):
     seed = 1
+    cpu_defaults: dict = {}  # as LeggedRobotCfg.cpu_defaults, for the training settings
 
     class policy:
         init_noise_std = 1.0
@@ -191,6 +195,7 @@ class LeggedRobotCfgPPO(BaseConfig):
         num_steps_per_env = 24  # rollout length per env per iteration
         max_iterations = 1500
         empirical_normalization = True  # running mean / std of actor and critic observations
+        collection_threads = 1  # torch threads while stepping a CPU env (0 = leave torch's default)
         save_interval = 50  # iterations between checkpoints
         experiment_name = "test"
         run_name = ""
