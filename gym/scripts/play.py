@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from gym import LOGS_DIR  # noqa: E402
 from gym.envs import task_registry  # noqa: E402
@@ -48,6 +49,7 @@ def play(args) -> dict[str, float]:
     configure_play(env_cfg, args.command)
     r = train_cfg.runner
     path = get_load_path(LOGS_DIR / r.experiment_name, r.load_run, r.checkpoint)
+    use_saved_policy_shape(train_cfg, path.parent / "train_cfg.yaml")
     env, _ = task_registry.make_env(args.task, args, env_cfg=env_cfg)
     runner, _ = task_registry.make_alg_runner(env, args=args, train_cfg=train_cfg, log_dir=None)
     runner.load(path, load_optimizer=False)
@@ -84,6 +86,18 @@ def play(args) -> dict[str, float]:
     print(f"  mean |v_y error|       {summary['vy_error']:.3f} m/s")
     print(f"  mean |w_z error|       {summary['wz_error']:.3f} rad/s")
     return summary
+
+
+def use_saved_policy_shape(train_cfg, saved_cfg: Path) -> None:
+    """Build the policy as the run that wrote the checkpoint did (e.g. trained on GPU, played on CPU)."""
+    if not saved_cfg.is_file():
+        return
+    saved = yaml.safe_load(saved_cfg.read_text()) or {}
+    for key, value in saved.get("policy", {}).items():
+        if hasattr(train_cfg.policy, key):
+            setattr(train_cfg.policy, key, value)
+    if "empirical_normalization" in saved.get("runner", {}):
+        train_cfg.runner.empirical_normalization = saved["runner"]["empirical_normalization"]
 
 
 def open_viewer(env):

@@ -168,7 +168,9 @@ class LeggedRobotCfg(BaseConfig):
 
 class LeggedRobotCfgPPO(BaseConfig):
     seed = 1
-    cpu_defaults: dict = {}  # as LeggedRobotCfg.cpu_defaults, for the training settings
+    # As LeggedRobotCfg.cpu_defaults. On 2 CPU cores the PPO update of 512-256-128 networks takes
+    # twice as long as collecting the batch; 256-128-64 keeps end-to-end FPS near collection speed.
+    cpu_defaults = {"policy.actor_hidden_dims": [256, 128, 64], "policy.critic_hidden_dims": [256, 128, 64]}
 
     class policy:
         init_noise_std = 1.0
