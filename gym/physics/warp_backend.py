@@ -56,6 +56,9 @@ class WarpPhysics(Physics):
         self._graph = None
         self._graph_capture = graph_capture
         self._forward_graph = None
+        # On CUDA, run Warp's work on torch's current stream so it is ordered after the env's
+        # in-place torch writes (ctrl, resets) without any host synchronisation.
+        self._stream = wp.stream_from_torch(self.qpos.device) if self.wp_device.is_cuda else None
 
     # -- stepping ---------------------------------------------------------------------------
     def _step_eager(self) -> None:
@@ -65,6 +68,8 @@ class WarpPhysics(Physics):
     def _capture(self, fn):
         """Capture `fn` as a Warp graph; return None (and say why, once) when capture fails."""
         try:
+            if self._stream is not None:
+                torch.cuda.current_stream(self.qpos.device).synchronize()  # setup writes land first
             with wp.ScopedDevice(self.wp_device):
                 fn()  # compiles / loads every kernel before capture
                 with wp.ScopedCapture(device=self.wp_device) as capture:
@@ -81,9 +86,9 @@ class WarpPhysics(Physics):
             saved = self._save_state()
             self._graph = self._capture(self._step_eager)
             self._restore_state(saved)  # capture ran the physics twice; undo that
-        with wp.ScopedDevice(self.wp_device):
+        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             if self._graph is not None:
-                wp.capture_launch(self._graph)
+                wp.capture_launch(self._graph, stream=self._stream)
             else:
                 self._step_eager()
 
@@ -99,11 +104,11 @@ class WarpPhysics(Physics):
 
     def forward(self) -> None:
         """Recompute positions, velocities, contacts and sensors for every world (no time step)."""
-        with wp.ScopedDevice(self.wp_device):
-            if self._forward_graph is None and self._graph_capture:
-                self._forward_graph = self._capture(lambda: mjw.forward(self.model, self.data))
+        if self._forward_graph is None and self._graph_capture:
+            self._forward_graph = self._capture(lambda: mjw.forward(self.model, self.data))
+        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             if self._forward_graph is not None:
-                wp.capture_launch(self._forward_graph)
+                wp.capture_launch(self._forward_graph, stream=self._stream)
             else:
                 mjw.forward(self.model, self.data)
 
@@ -128,7 +133,7 @@ class WarpPhysics(Physics):
         ratio = mass.to(self.body_mass) / self.body_mass[env_ids, body_id]
         self.body_mass[env_ids, body_id] = mass.to(self.body_mass)
         self.body_inertia[env_ids, body_id] *= ratio[:, None]
-        with wp.ScopedDevice(self.wp_device):
+        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             mjw.set_const(self.model, self.data)
         self.forward()
 
