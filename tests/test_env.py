@@ -221,11 +221,25 @@ def test_feet_air_time_counts_each_landing_once(env):
     env.reset()
     env.commands[:, :2] = torch.tensor([0.5, 0.0])
     env.feet_air_time[:] = torch.tensor([0.40, 0.0])  # left foot was airborne 0.4 s
-    env._refresh_state()  # both feet on the ground: the left one just landed
+    env._update_feet_air_time()  # both feet on the ground: the left one just landed
     assert torch.all(env.first_contact[:, 0]) and not env.first_contact[:, 1].any()
     torch.testing.assert_close(env._reward_feet_air_time(), torch.full((N,), 0.42 - 0.3))
-    env._refresh_state()  # still in contact: no second landing
+    env._refresh_state()  # a reset or push elsewhere re-derives the state: timers must not move
+    torch.testing.assert_close(env.last_air_time[:, 0], torch.full((N,), 0.42))
+    assert torch.all(env.feet_air_time == 0)
+    env._update_feet_air_time()  # next step, still in contact: no second landing
     assert torch.all(env._reward_feet_air_time() == 0)
+
+
+def test_air_time_advances_once_per_step_with_resets_and_pushes():
+    cfg = make_cfg(domain_rand__push_robots=True, domain_rand__push_interval_s=[0.02, 0.02])
+    env = Asimov(cfg, "cpu", physics="mujoco")
+    env.reset()
+    env.physics.qpos[:, 2] += 0.3  # lift every robot: all feet airborne during the next step
+    env.physics.reset_envs(torch.arange(N), env.physics.qpos.clone(), env.physics.qvel.clone())
+    env.feet_air_time[:] = 0.0
+    env.step(torch.zeros(N, 12))  # pushes hit every env this step (reset_envs + state refresh)
+    torch.testing.assert_close(env.feet_air_time, torch.full((N, 2), env.dt))
 
 
 def test_nan_physics_raises(env):

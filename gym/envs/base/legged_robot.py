@@ -138,6 +138,7 @@ class LeggedRobot(LeggedRewardsMixin):
         self.episode_length_buf += 1
         self.common_step_counter += 1
         self._refresh_state()
+        self._update_feet_air_time()
         self._update_commands()
         self.check_termination()
         self.compute_reward()
@@ -165,7 +166,12 @@ class LeggedRobot(LeggedRewardsMixin):
         self.foot_vel = torch.stack([p.sensordata[:, s(f"foot_vel_{i}")] for i in range(self.num_feet)], 1)
         self.penalized_contacts = self._body_contacts(self.cfg.asset.penalize_contacts_on)
         self.terminate_contacts = self._body_contacts(self.cfg.asset.terminate_after_contacts_on)
-        # air time: each touchdown is one `first_contact` step carrying the whole flight time.
+
+    def _update_feet_air_time(self) -> None:
+        """Advance the per-foot flight timers by one policy step (exactly once per step).
+
+        A touchdown is one `first_contact` step carrying the whole flight time in `last_air_time`.
+        """
         air = self.feet_air_time + self.dt
         self.first_contact = self.foot_contact & (self.feet_air_time > 0)
         self.last_air_time = torch.where(self.first_contact, air, self.last_air_time)
