@@ -136,3 +136,11 @@ def test_cpu_defaults_apply_only_on_cpu_and_are_validated():
 
     with pytest.raises(ConfigKeyError, match="env.num_env"):
         apply_values(AsimovCfg(), AsimovCfgPPO(), {"env.num_env": 8})
+
+
+def test_forcing_the_mujoco_backend_picks_the_cpu():
+    from gym.utils.task_registry import resolve_sim_device
+
+    assert resolve_sim_device(get_args(["--physics=mujoco"])) == "cpu"
+    assert resolve_sim_device(get_args(["--physics=warp", "--sim_device=cpu"])) == "cpu"
+    assert resolve_sim_device(get_args(["--sim_device=cuda:1"])) == "cuda:1"

@@ -231,9 +231,10 @@ def test_feet_air_time_counts_each_landing_once(env):
     assert torch.all(env._reward_feet_air_time() == 0)
 
 
-def test_air_time_advances_once_per_step_with_resets_and_pushes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_air_time_advances_once_per_step_with_resets_and_pushes(backend):
     cfg = make_cfg(domain_rand__push_robots=True, domain_rand__push_interval_s=[0.02, 0.02])
-    env = Asimov(cfg, "cpu", physics="mujoco")
+    env = Asimov(cfg, "cpu", physics=backend)
     env.reset()
     env.physics.qpos[:, 2] += 0.3  # lift every robot: all feet airborne during the next step
     env.physics.reset_envs(torch.arange(N), env.physics.qpos.clone(), env.physics.qvel.clone())
@@ -263,18 +264,34 @@ def test_commands_resample_within_ranges_and_heading_steers(env):
     torch.testing.assert_close(env.commands[:, 2], torch.full((N,), 0.25), atol=1e-4, rtol=0)
 
 
-def test_pushes_change_base_velocity():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pushes_change_base_velocity(backend):
     cfg = make_cfg(domain_rand__push_robots=True, domain_rand__push_interval_s=[0.02, 0.02])
-    env = Asimov(cfg, "cpu", physics="mujoco")
+    env = Asimov(cfg, "cpu", physics=backend)
     env.step(torch.zeros(N, 12))
     assert env.physics.qvel[:, 0:2].abs().max() > 0.05
 
 
-def test_startup_randomization_sets_per_env_friction_and_mass():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_startup_randomization_sets_per_env_friction_and_mass(backend):
     cfg = make_cfg(domain_rand__randomize_friction=True, domain_rand__randomize_base_mass=True)
-    env = Asimov(cfg, "cpu", physics="mujoco")
+    env = Asimov(cfg, "cpu", physics=backend)
     f = env.friction_coeffs.flatten()
     assert torch.all((f >= 0.3) & (f <= 1.2)) and f.unique().numel() == N
+    # the physics sees the same numbers: the standing robots' weight follows the added pelvis mass
+    body = env.robot.mj_model.body("pelvis_link").id
+    base_mass = float(env.robot.mj_model.body_mass[body])
+    for _ in range(45):  # settle: landing transients last ~0.6 s
+        env.step(torch.zeros(N, 12))
+    forces = []
+    for _ in range(30):
+        env.step(torch.zeros(N, 12))
+        forces.append(env.foot_forces[..., 2].abs().sum(dim=1))
+    weight = torch.stack(forces).median(dim=0).values  # standing still: support force = weight
+    total = float(env.robot.mj_model.body_subtreemass[1]) - base_mass
+    added = weight / 9.81 - total  # pelvis mass carried by the feet [kg]
+    assert torch.all((added > base_mass - 0.5 - 0.2) & (added < base_mass + 1.0 + 0.2))
+    assert added.max() - added.min() > 0.1  # envs differ
 
 
 def test_bad_config_errors_are_actionable(tmp_path):

@@ -22,7 +22,7 @@ from gym import LOGS_DIR  # noqa: E402
 from gym.envs import task_registry  # noqa: E402
 from gym.utils.cli import get_args, update_cfgs_from_args  # noqa: E402
 from gym.utils.run_dirs import get_load_path  # noqa: E402
-from gym.utils.task_registry import default_device  # noqa: E402
+from gym.utils.task_registry import resolve_sim_device  # noqa: E402
 
 PLAY_ARGS = [
     {"name": "--duration", "type": float, "default": 10.0, "help": "seconds of simulated time"},
@@ -43,7 +43,7 @@ def configure_play(env_cfg, command: list[float]) -> None:
 
 def play(args) -> dict[str, float]:
     """Roll out the policy and return the summary printed at the end."""
-    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=args.sim_device or default_device())
+    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=resolve_sim_device(args))
     env_cfg.env.num_envs = 16
     env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
     configure_play(env_cfg, args.command)

@@ -16,12 +16,12 @@ from gym.envs import task_registry  # noqa: E402
 from gym.utils.cli import get_args, update_cfgs_from_args  # noqa: E402
 from gym.utils.run_dirs import dump_configs, get_load_path, new_run_dir  # noqa: E402
 from gym.utils.seeding import set_seed  # noqa: E402
-from gym.utils.task_registry import default_device  # noqa: E402
+from gym.utils.task_registry import resolve_sim_device  # noqa: E402
 
 
 def train(args) -> Path:
     """Train `args.task`; returns the run folder."""
-    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=args.sim_device or default_device())
+    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=resolve_sim_device(args))
     env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
     train_cfg.seed = set_seed(train_cfg.seed)
     env, env_cfg = task_registry.make_env(args.task, args, env_cfg=env_cfg)

@@ -68,9 +68,8 @@ class TaskRegistry:
             env_cfg, train_cfg = self.get_cfgs(name)
             if args is not None:
                 env_cfg, _ = update_cfgs_from_args(env_cfg, train_cfg, args)
-        sim_device = getattr(args, "sim_device", None) or default_device()
         physics = getattr(args, "physics", None)
-        env = task_class(env_cfg, sim_device=sim_device, physics=physics)
+        env = task_class(env_cfg, sim_device=resolve_sim_device(args, env_cfg), physics=physics)
         return env, env_cfg
 
     def make_alg_runner(self, env, name: str | None = None, args=None, train_cfg=None, log_dir=None):
@@ -95,6 +94,15 @@ def default_device() -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_sim_device(args=None, env_cfg=None) -> str:
+    """--sim_device if given; "cpu" when the MuJoCo C backend is forced; else cuda:0 when present."""
+    explicit = getattr(args, "sim_device", None)
+    if explicit:
+        return explicit
+    physics = getattr(args, "physics", None) or getattr(getattr(env_cfg, "sim", None), "physics", None)
+    return "cpu" if physics == "mujoco" else default_device()
 
 
 task_registry = TaskRegistry()
