@@ -284,8 +284,10 @@ def test_foot_contact_properties(model):
         g = model.geom(name).id
         assert model.geom_priority[g] == 1
         np.testing.assert_allclose(model.geom_friction[g], (0.8, 0.01, 0.01), atol=1e-12)
-        np.testing.assert_allclose(model.geom_solref[g], (0.005, 1.0), atol=1e-12)
-        np.testing.assert_allclose(model.geom_solimp[g][:3], (0.99, 0.999, 1e-5), atol=1e-12)
+        # MuJoCo's default softness (see the comment in the MJCF): the reference's near-rigid values
+        # blew up a few flailing robots per thousand on the 4-corner box soles.
+        np.testing.assert_allclose(model.geom_solref[g], (0.02, 1.0), atol=1e-12)
+        np.testing.assert_allclose(model.geom_solimp[g][:3], (0.9, 0.95, 0.001), atol=1e-12)
 
 
 def test_collision_and_visual_geom_flags(model):

@@ -313,3 +313,16 @@ def test_bad_config_errors_are_actionable(tmp_path):
         Asimov(cfg, "cpu", physics="mujoco")
     with pytest.raises(ValueError, match="unknown physics backend"):
         Asimov(make_cfg(), "cpu", physics="bullet")
+
+
+def test_flailing_robots_do_not_blow_up():
+    # Random actions (std 1, as a fresh policy) for 2 s on 2048 envs: no joint or base speed beyond
+    # physical values. With the reference's near-rigid foot contact this exact run launched 4 robots.
+    torch.manual_seed(0)
+    cfg = AsimovCfg()
+    cfg.env.num_envs = 2048
+    env = Asimov(cfg, "cpu", physics="mujoco")
+    for _ in range(100):
+        env.step(torch.randn(2048, 12))
+        assert env.dof_vel.abs().max() < 100.0
+        assert env.base_ang_vel.norm(dim=1).max() < 50.0
