@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from gym.envs import Asimov, AsimovCfg, AsimovCfgPPO  # noqa: E402
 from gym.rl import OnPolicyRunner  # noqa: E402
+from gym.rl.on_policy_runner import torch_threads  # noqa: E402
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _CTRL = mujoco.mjtState.mjSTATE_CTRL.value
@@ -47,6 +48,11 @@ env = Asimov(cfg, sim_device="cpu", physics={physics!r})
 env.step(torch.zeros(env.num_envs, env.num_actions))
 print("FIRST_STEP_AT", time.time())
 """
+
+
+def collection_threads():
+    """The torch thread count the PPO runner steps a CPU env with (runner.collection_threads)."""
+    return torch_threads(AsimovCfgPPO().runner.collection_threads)
 
 
 def make_env(physics: str, num_envs: int) -> Asimov:
@@ -205,7 +211,8 @@ def main() -> None:
         print(f"[bench] {n} envs ...", file=sys.stderr, flush=True)
         env = make_env("mujoco", n)
         raw = RawRollout(env)
-        rate = interleaved({"a": raw.step, "b": random_stepper(env, args.warmup_steps)}, args.seconds)
+        with collection_threads():
+            rate = interleaved({"a": raw.step, "b": random_stepper(env, args.warmup_steps)}, args.seconds)
         raw.close()
         rows[n]["raw_phys_steps_per_s"] = rate["a"] * n * decimation
         rows[n]["mujoco_policy_steps_per_s"] = rate["b"]
@@ -214,7 +221,8 @@ def main() -> None:
         if not args.skip_warp and n <= args.warp_max_envs:
             env = make_env("warp", n)
             env.step(torch.zeros(n, env.num_actions))  # graph capture / kernel load: not timed (nor warm-up)
-            rate = interleaved({"d": random_stepper(env, args.warmup_steps)}, args.seconds)
+            with collection_threads():
+                rate = interleaved({"d": random_stepper(env, args.warmup_steps)}, args.seconds)
             rows[n]["warp_env_steps_per_s"] = rate["d"] * n
     if args.ppo_iterations > 0:
         print(f"[bench] PPO {args.ppo_envs} envs ...", file=sys.stderr, flush=True)
