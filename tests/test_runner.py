@@ -97,7 +97,7 @@ def make_cfg(**runner: Any) -> LeggedRobotCfgPPO:
 
 EXPECTED_KEYS = {
     "iteration", "Train/mean_reward", "Train/mean_episode_length", "Episode/distance", "Perf/fps",
-    "Perf/collection_time", "Perf/learning_time", "Perf/total_timesteps", "Loss/value_loss",
+    "Perf/collection_time", "Perf/learning_time", "Perf/total_timesteps", "Perf/wall_time", "Loss/value_loss",
     "Loss/surrogate_loss", "Loss/entropy", "Loss/approx_kl", "Loss/clip_fraction",
     "Loss/explained_variance", "Loss/learning_rate", "Policy/mean_action_std",
 }
@@ -267,3 +267,11 @@ def test_ppo_learns_point_mass(tmp_path):
     print(f"deterministic per-step reward {start:.3f} -> {end:.3f}; episode return {early:.2f} -> {late:.2f}")
     assert end > start + 0.5
     assert late > early + 8.0
+
+
+def test_wall_time_grows_with_iterations(tmp_path):
+    env = PointMassEnv(num_envs=8)
+    runner = OnPolicyRunner(env, make_cfg(), tmp_path)
+    runner.learn(3)
+    walls = [m["Perf/wall_time"] for m in read_metrics(tmp_path)]
+    assert len(walls) == 3 and walls[0] > 0 and walls[0] < walls[1] < walls[2]

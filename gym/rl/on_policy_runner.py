@@ -133,6 +133,7 @@ class OnPolicyRunner:
         end = start + num_learning_iterations
         steps_per_iteration = self.num_steps_per_env * env.num_envs
         self.logger.start(start, end)
+        learn_start = time.perf_counter()
         try:
             for it in range(start, end):
                 t0 = time.perf_counter()
@@ -156,6 +157,7 @@ class OnPolicyRunner:
                     "Perf/collection_time": t1 - t0,
                     "Perf/learning_time": t2 - t1,
                     "Perf/total_timesteps": float(steps_per_iteration * (it + 1)),
+                    "Perf/wall_time": t2 - learn_start,  # [s] since this learn() call began
                 })
                 metrics.update({f"Loss/{k}": v for k, v in losses.items()})
                 metrics["Policy/mean_action_std"] = float(self.alg.actor_critic.log_std.detach().exp().mean())
