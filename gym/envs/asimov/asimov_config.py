@@ -143,14 +143,9 @@ class AsimovCfg(LeggedRobotCfg):
         min_base_height = 0.3
 
     class normalization(LeggedRobotCfg.normalization):
-        class obs_scales(LeggedRobotCfg.normalization.obs_scales):  # §16
-            base_ang_vel = 0.25
-            projected_gravity = 1.0
-            commands = 1.0
-            dof_pos = 1.0
-            dof_vel = 0.05
-            actions = 1.0
-            base_lin_vel = 1.0
+        class obs_scales(LeggedRobotCfg.normalization.obs_scales):
+            # The inherited scales are §16's (gyro 0.25, joint velocity 0.05, the rest 1).
+            base_lin_vel = 1.0  # critic only (§7)
 
     class noise(LeggedRobotCfg.noise):
         class noise_scales(LeggedRobotCfg.noise.noise_scales):  # §7, physical units, before scaling
