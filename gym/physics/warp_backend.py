@@ -51,8 +51,6 @@ class WarpPhysics(Physics):
         self.geom_friction = wp.to_torch(self.model.geom_friction)  # (num_envs, ngeom, 3)
         self.body_mass = wp.to_torch(self.model.body_mass)  # (num_envs, nbody)
         self.body_inertia = wp.to_torch(self.model.body_inertia)  # (num_envs, nbody, 3)
-        self._nacon = wp.to_torch(d.nacon)
-        self._naconmax = d.naconmax
         self._graph = None
         self._graph_capture = graph_capture
         self._forward_graph = None
@@ -136,16 +134,3 @@ class WarpPhysics(Physics):
         with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             mjw.set_const(self.model, self.data)
         self.forward()
-
-    def contact_overflow(self) -> bool:
-        """True if the contact buffer overflowed (raise `sim.nconmax`). Synchronizes; call rarely."""
-        return int(self._nacon[0]) > self._naconmax
-
-
-def warp_kernel_cache_dir() -> str:
-    """Where Warp caches compiled kernels (reused across runs: a warm start skips compilation)."""
-    wp.init()
-    return str(wp.config.kernel_cache_dir)
-
-
-__all__ = ["WarpPhysics", "warp_kernel_cache_dir"]
