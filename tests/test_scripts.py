@@ -65,6 +65,18 @@ def test_play_prints_tracking_summary(trained):
         assert key in out
 
 
+def test_play_episode_length_counts_whole_episodes(trained):
+    # 0.2 s episodes over 1 s: every episode times out at exactly 0.2 s (a robot starting upright
+    # cannot tip past 70 deg that fast); the zero-length episodes that start on the last step must
+    # not pull the mean down (they halved it before).
+    out = run_script("play.py", ["--task=asimov", "--num_envs=2", "--physics=mujoco", "--headless",
+                                 "--duration=1.0", "--set", "env.episode_length_s=0.2"], trained)
+    line = next(x for x in out.splitlines() if "mean episode length" in x)
+    falls = int(next(x for x in out.splitlines() if x.strip().startswith("falls")).split()[-1])
+    assert falls == 0
+    assert float(line.split()[-2]) == pytest.approx(0.2, abs=1e-6)
+
+
 def test_play_without_a_run_explains(tmp_path):
     env = {**os.environ, "LEGGED_GYM_LOGS_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, str(ROOT / "gym/scripts/play.py"), "--headless", "--physics=mujoco"],

@@ -74,7 +74,7 @@ def play(args) -> dict[str, float]:
                 if not viewer.is_running():
                     break
                 sync_viewer(env, viewer)
-    lengths += env.episode_length_buf.tolist()  # episodes still running at the end
+    lengths += [n for n in env.episode_length_buf.tolist() if n > 0]  # episodes still running at the end
     err /= steps
     summary = {"falls": falls, "mean_episode_length_s": sum(lengths) / len(lengths) * env.dt,
                "vx_error": float(err[0]), "vy_error": float(err[1]), "wz_error": float(err[2])}
