@@ -31,7 +31,7 @@ import mujoco.rollout  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gym.envs import Asimov, AsimovCfg, AsimovCfgPPO  # noqa: E402
+from gym.envs import Asimov, AsimovCfg, AsimovCfgPPO, task_registry  # noqa: E402
 from gym.rl import OnPolicyRunner  # noqa: E402
 from gym.rl.on_policy_runner import torch_threads  # noqa: E402
 
@@ -127,8 +127,12 @@ def interleaved(fns: dict, seconds: float, rounds: int = 4, warmup: int = 2) -> 
 
 
 def ppo_fps(env: Asimov, iterations: int) -> float:
-    """(e): mean `Perf/fps` of `iterations` PPO iterations, the first excluded (when there are >= 2)."""
-    runner = OnPolicyRunner(env, AsimovCfgPPO(), log_dir=None, device="cpu")
+    """(e): mean `Perf/fps` of `iterations` PPO iterations, the first excluded (when there are >= 2).
+
+    Uses the training config `train.py` uses on this device (its `cpu_defaults` applied).
+    """
+    _, train_cfg = task_registry.get_cfgs("asimov", sim_device="cpu")
+    runner = OnPolicyRunner(env, train_cfg, log_dir=None, device="cpu")
     runner.logger.print_table = False
     fps: list[float] = []
     runner.add_logger(lambda metrics, it: fps.append(metrics["Perf/fps"]))
