@@ -90,13 +90,15 @@ class WarpPhysics(Physics):
             else:
                 self._step_eager()
 
-    def _save_state(self) -> list[torch.Tensor]:
+    def _state_fields(self) -> list[torch.Tensor]:
         fields = [self.qpos, self.qvel, self.ctrl, self.qacc_warmstart, wp.to_torch(self.data.time)]
-        return [f.clone() for f in fields] + ([self.act.clone()] if self.act is not None else [])
+        return fields + ([self.act] if self.act is not None else [])
+
+    def _save_state(self) -> list[torch.Tensor]:
+        return [f.clone() for f in self._state_fields()]
 
     def _restore_state(self, saved: list[torch.Tensor]) -> None:
-        fields = [self.qpos, self.qvel, self.ctrl, self.qacc_warmstart, wp.to_torch(self.data.time)]
-        for dst, src in zip(fields + ([self.act] if self.act is not None else []), saved):
+        for dst, src in zip(self._state_fields(), saved):
             dst.copy_(src)
         self.forward()
 

@@ -50,9 +50,8 @@ def update_cfgs_from_args(env_cfg: Any, train_cfg: Any, args: argparse.Namespace
         if getattr(args, "physics", None) is not None:
             env_cfg.sim.physics = args.physics
     if train_cfg is not None:
-        for flag in ("seed",):
-            if getattr(args, flag, None) is not None:
-                setattr(train_cfg, flag, getattr(args, flag))
+        if getattr(args, "seed", None) is not None:
+            train_cfg.seed = args.seed
         for flag in ("max_iterations", "experiment_name", "run_name", "load_run", "checkpoint"):
             if getattr(args, flag, None) is not None:
                 setattr(train_cfg.runner, flag, getattr(args, flag))
@@ -86,12 +85,7 @@ def apply_overrides(env_cfg: Any, train_cfg: Any, overrides: list[str]) -> None:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r} must look like key=value, e.g. rewards.scales.pose=0.5")
-        owner = next((c for c in cfgs if key in flat_keys(c)), None)
-        if owner is None:
-            valid = [k for c in cfgs for k in flat_keys(c)]
-            close = difflib.get_close_matches(key, valid, n=5, cutoff=0.5)
-            raise ConfigKeyError(f"unknown config key {key!r}; closest valid keys: {close or valid[:10]}")
-        node, leaf = _leaf(owner, key)
+        node, leaf = _leaf(cfgs, key)
         setattr(node, leaf, parse_value(text, getattr(node, leaf), key))
 
 
@@ -99,18 +93,24 @@ def apply_values(env_cfg: Any, train_cfg: Any, values: dict[str, Any]) -> None:
     """Set already-typed values by dotted key (e.g. a config's `cpu_defaults`); unknown keys raise."""
     cfgs = [c for c in (env_cfg, train_cfg) if c is not None]
     for key, value in values.items():
-        owner = next((c for c in cfgs if key in flat_keys(c)), None)
-        if owner is None:
-            raise ConfigKeyError(f"cpu_defaults names unknown config key {key!r}")
-        node, leaf = _leaf(owner, key)
+        node, leaf = _leaf(cfgs, key)
         setattr(node, leaf, value)
 
 
-def _leaf(cfg: Any, key: str) -> tuple[Any, str]:
+def _leaf(cfgs: list[Any], key: str) -> tuple[Any, str]:
+    """(object holding the attribute, attribute name) for dotted `key` in whichever config has it.
+
+    Raises ConfigKeyError listing the closest valid keys.
+    """
+    owner = next((c for c in cfgs if key in flat_keys(c)), None)
+    if owner is None:
+        valid = [k for c in cfgs for k in flat_keys(c)]
+        close = difflib.get_close_matches(key, valid, n=5, cutoff=0.5)
+        raise ConfigKeyError(f"unknown config key {key!r}; closest valid keys: {close or valid[:10]}")
     *path, leaf = key.split(".")
     for part in path:
-        cfg = getattr(cfg, part)
-    return cfg, leaf
+        owner = getattr(owner, part)
+    return owner, leaf
 
 
 def parse_value(text: str, current: Any, key: str = "value") -> Any:

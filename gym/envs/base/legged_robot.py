@@ -68,8 +68,8 @@ class LeggedRobot(LeggedRewardsMixin):
         mid = (self.joint_lo + self.joint_hi) / 2
         half = (self.joint_hi - self.joint_lo) / 2 * c.rewards.soft_dof_pos_limit
         self.dof_pos_limits = torch.stack([mid - half, mid + half], dim=1)  # (num_dof, 2) soft limits
-        self._qpos_idx = torch.as_tensor(r.qpos_adr, device=dev)
-        self._dof_idx = torch.as_tensor(r.dof_adr, device=dev)
+        self._qpos_idx = _slice_if_contiguous(r.qpos_adr, dev)  # a slice gives views, not copies
+        self._dof_idx = _slice_if_contiguous(r.dof_adr, dev)
         self.num_feet = len(c.asset.foot_bodies)
         self.gravity_dir = tensor([0.0, 0.0, -1.0]).expand(n, 3)
         zeros = lambda *s, **kw: torch.zeros(*s, device=dev, **kw)  # noqa: E731
@@ -352,3 +352,11 @@ class LeggedRobot(LeggedRewardsMixin):
 
     def _obs_friction(self) -> torch.Tensor:
         return self.friction_coeffs
+
+
+def _slice_if_contiguous(adr, device: torch.device) -> slice | torch.Tensor:
+    """Column selector for joint addresses: a slice when they are consecutive (views), else an index."""
+    adr = [int(a) for a in adr]
+    if adr == list(range(adr[0], adr[0] + len(adr))):
+        return slice(adr[0], adr[0] + len(adr))
+    return torch.as_tensor(adr, device=device)
