@@ -11,7 +11,6 @@ import torch
 
 from gym.envs import Asimov, AsimovCfg
 from gym.envs.asimov.asimov_config import ACTION_SCALE, KNEES_BENT
-from gym.physics import PhysicsError
 
 BACKENDS = ["mujoco", "warp"]
 N = 4
@@ -48,7 +47,7 @@ def set_state(env, ids, quat=(1, 0, 0, 0), ang_vel=(0, 0, 0), dof_offset=None, d
     qvel[:, 3:6] = torch.tensor(ang_vel, dtype=torch.float32)
     if dof_vel is not None:
         qvel[:, env._dof_idx] = dof_vel
-    env.physics.reset_envs(ids, qpos, qvel)
+    env.physics.set_state(ids, qpos, qvel)
     env._refresh_state()
 
 
@@ -105,7 +104,9 @@ def test_critic_gets_privileged_terms(env):
     assert env.num_privileged_obs == 45 + 3 + 2 + 2 + 2 + 6 + 1
     assert list(critic.slices)[:6] == env.cfg.env.observations
     env.reset()
-    env.compute_observations()
+    p = env.privileged_obs_buf  # contacts are acceleration-stage sensors: 0 right after a reset
+    torch.testing.assert_close(p[:, critic.slices["foot_contact"]], torch.zeros(N, 2))
+    env.step(torch.zeros(N, 12))
     p = env.privileged_obs_buf
     torch.testing.assert_close(p[:, critic.slices["foot_contact"]], torch.ones(N, 2))
     assert torch.all(p[:, critic.slices["friction"]] == env.cfg.terrain.static_friction)
@@ -159,7 +160,7 @@ def test_reset_touches_only_chosen_envs(env):
         env.step(torch.rand(N, 12) - 0.5)
     qpos, qvel = env.physics.qpos.clone(), env.physics.qvel.clone()
     actions, lengths = env.actions.clone(), env.episode_length_buf.clone()
-    env.reset_idx(torch.tensor([1]))
+    env.reset_envs(torch.tensor([False, True, False, False]))
     others = torch.tensor([0, 2, 3])
     assert torch.equal(env.physics.qpos[others], qpos[others])
     assert torch.equal(env.physics.qvel[others], qvel[others])
@@ -219,6 +220,7 @@ def test_wrong_reward_shape_raises_naming_the_term(env, monkeypatch):
 
 def test_feet_air_time_counts_each_landing_once(env):
     env.reset()
+    env.step(torch.zeros(N, 12))  # contacts are sensed from the first step after a reset
     env.commands[:, :2] = torch.tensor([0.5, 0.0])
     env.feet_air_time[:] = torch.tensor([0.40, 0.0])  # left foot was airborne 0.4 s
     env._update_feet_air_time()  # both feet on the ground: the left one just landed
@@ -237,25 +239,49 @@ def test_air_time_advances_once_per_step_with_resets_and_pushes(backend):
     env = Asimov(cfg, "cpu", physics=backend)
     env.reset()
     env.physics.qpos[:, 2] += 0.3  # lift every robot: all feet airborne during the next step
-    env.physics.reset_envs(torch.arange(N), env.physics.qpos.clone(), env.physics.qvel.clone())
+    env.physics.set_state(torch.arange(N), env.physics.qpos.clone(), env.physics.qvel.clone())
     env.feet_air_time[:] = 0.0
     env.step(torch.zeros(N, 12))  # pushes hit every env this step (reset_envs + state refresh)
     torch.testing.assert_close(env.feet_air_time, torch.full((N, 2), env.dt))
 
 
-def test_nan_physics_raises(env):
+def test_nan_physics_resets_only_that_env_and_counts_it(env):
     env.reset()
+    for _ in range(3):
+        env.step(torch.zeros(N, 12))
     qvel = torch.zeros(1, env.physics.qvel.shape[1])
     qvel[0, 7] = float("nan")
-    env.physics.reset_envs(torch.tensor([2]), env.physics.qpos[2:3].clone(), qvel)
-    with pytest.raises(PhysicsError, match="env"):
-        env.step(torch.zeros(N, 12))
+    env.physics.set_state(torch.tensor([2]), env.physics.qpos[2:3].clone(), qvel)
+    lengths = env.episode_length_buf.clone()
+    obs, critic, rew, dones, extras = env.step(torch.zeros(N, 12))
+    assert dones.tolist() == [False, False, True, False]
+    assert not extras["time_outs"].any()  # a fault is a termination, not a truncation
+    assert int(extras["nonfinite_resets"]) == 1 and int(extras["episode_count"]) == 1
+    assert rew[2] == 0.0 and torch.isfinite(rew).all()
+    assert torch.isfinite(obs).all() and torch.isfinite(critic).all()
+    assert env.episode_length_buf[2] == 0 and torch.equal(env.episode_length_buf[[0, 1, 3]], lengths[[0, 1, 3]] + 1)
+    assert all(torch.isfinite(v) for v in extras["episode"].values())
+    env.step(torch.zeros(N, 12))  # training goes on; the env is healthy again
+    assert torch.isfinite(env.physics.qpos).all() and torch.isfinite(env.physics.qvel).all()
+
+
+def test_nonfinite_action_or_observation_resets_the_env_next_step(env):
     env.reset()
+    actions = torch.zeros(N, 12)
+    actions[1, 3] = float("nan")
+    _, _, _, dones, extras = env.step(actions)  # the env is held at zero targets, then reset
+    assert torch.isfinite(env.physics.ctrl).all() and torch.all(env.actions[1] == 0)
+    assert dones.tolist() == [False, True, False, False] and int(extras["nonfinite_resets"]) == 1
+    env.commands[3, 0] = float("nan")  # a non-finite observation term (inf would be clipped)
+    env.compute_observations()
+    assert torch.isfinite(env.obs_buf).all() and env.obs_buf[3, 6] == 0.0
+    _, _, _, dones, extras = env.step(torch.zeros(N, 12))
+    assert dones[3] and int(extras["nonfinite_resets"]) == 1
 
 
 def test_commands_resample_within_ranges_and_heading_steers(env):
     env.reset()
-    env._resample_commands(torch.arange(N))
+    env._resample_commands(torch.ones(N, dtype=torch.bool))
     r = env.cfg.commands.ranges
     assert torch.all(env.commands[:, 0].abs() <= r.lin_vel_x[1]) and torch.all(env.commands[:, 1].abs() <= 0.6)
     env.heading_env[:] = True

@@ -20,9 +20,10 @@ def default_physics() -> str:
 
 
 def make_physics(name: str, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
-                 nconmax: int = 24, njmax: int = 96) -> Physics:
+                 nconmax: int = 32, njmax: int = 192, graph_capture: bool = True) -> Physics:
     """Build backend `name` for `num_envs` copies of `mj_model` on `device`.
 
+    nconmax / njmax / graph_capture apply to MuJoCo Warp only (see `WarpPhysics`).
     Raises ValueError for an unknown backend or for the mujoco backend on a CUDA device.
     """
     if name == "auto":
@@ -30,7 +31,8 @@ def make_physics(name: str, mj_model: mujoco.MjModel, num_envs: int, device: str
     if name == "warp":
         from gym.physics.warp_backend import WarpPhysics
 
-        return WarpPhysics(mj_model, num_envs, device, decimation, nconmax=nconmax, njmax=njmax)
+        return WarpPhysics(mj_model, num_envs, device, decimation, nconmax=nconmax, njmax=njmax,
+                           graph_capture=graph_capture)
     if name == "mujoco":
         if torch.device(device).type != "cpu":
             raise ValueError(f"the mujoco physics backend runs on the CPU only, got sim_device={device!r}; "

@@ -6,6 +6,15 @@ torch tensors below and calls the methods; it never branches on the backend.
 
 All tensors are float32, shape (num_envs, ...), on `self.device`, and are the live state: reading
 them after `step()` gives the new state, writing `ctrl` in place sets the next targets.
+
+Per-env writes take a fixed-shape boolean mask (num_envs,) and full-batch values, never index
+lists: on CUDA a mask costs no host synchronisation, an index list built from a condition does.
+
+Observation age (the same on both backends): after `step()`, `sensordata` was computed by the
+last physics tick's forward pass, i.e. from the state one tick (`opt.timestep`) before `qpos` /
+`qvel`, as MuJoCo's `mj_step` does. After `reset_envs`, the reset envs' position- and
+velocity-stage sensors describe the new state itself and their acceleration-stage sensors
+(contact found / force) read 0 until the next step.
 """
 
 from __future__ import annotations
@@ -17,18 +26,21 @@ import torch
 
 
 class PhysicsError(RuntimeError):
-    """Raised when the simulation state becomes invalid (NaN / Inf) or a buffer overflows."""
+    """The simulation cannot go on correctly: buffers too small, or most envs diverged."""
 
 
 class Physics(ABC):
     """`num_envs` copies of one `mujoco.MjModel`, stepped together.
 
-    Attributes (torch tensors, float32, live views or buffers refreshed by `step` / `reset_envs`):
+    Attributes (torch tensors, float32 unless noted, live views or buffers refreshed by `step`):
         qpos: (num_envs, nq) generalized positions; free joint = world pos [m] + quat (w, x, y, z).
         qvel: (num_envs, nv) generalized velocities; free joint = world linear [m/s] + body angular
             [rad/s] (MuJoCo convention).
         ctrl: (num_envs, nu) actuator controls (joint position targets [rad] for position actuators).
         sensordata: (num_envs, nsensordata) every sensor of the model, addresses as in `mj_model`.
+        fault: (num_envs,) bool, set by `step()`: the backend itself found the env's simulation
+            broken in that step (MuJoCo C reset a diverged state or stopped early; a non-finite
+            control). Non-finite states are found by the env from `qpos` / `qvel` / `sensordata`.
     """
 
     name: str = "base"
@@ -46,17 +58,28 @@ class Physics(ABC):
         self.qvel: torch.Tensor
         self.ctrl: torch.Tensor
         self.sensordata: torch.Tensor
+        self.fault = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
     @abstractmethod
     def step(self) -> None:
         """Advance every env by `decimation` physics steps with `ctrl` held (zero-order hold)."""
 
     @abstractmethod
-    def reset_envs(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        """Set the state of `env_ids` (long, (k,)) to `qpos` (k, nq) and `qvel` (k, nv).
+    def reset_envs(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Give the envs where `mask` (num_envs,) bool is set the state `qpos[mask]` / `qvel[mask]`.
 
-        Zeroes their controls' history (warm start) and recomputes derived quantities so that
-        `sensordata` is valid for the new state. Other envs are untouched.
+        `qpos` (num_envs, nq) and `qvel` (num_envs, nv) are full-batch; rows outside the mask are
+        ignored. Time, activations and the solver warm start of the reset envs go to 0 and their
+        position / velocity sensors are recomputed for the new state (see the module docstring).
+        Other envs are untouched. No host synchronisation on CUDA.
+        """
+
+    @abstractmethod
+    def set_qvel(self, mask: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Overwrite the velocities of the envs where `mask` (num_envs,) is set with `qvel[mask]`.
+
+        `qvel` is (num_envs, nv). The change takes effect at the next physics tick (a push, as in
+        legged_gym); sensors are not recomputed. No host synchronisation on CUDA.
         """
 
     @abstractmethod
@@ -71,16 +94,29 @@ class Physics(ABC):
         quantities (subtree masses, inverse weights) are recomputed (`mj_setConst` / `set_const`).
         """
 
-    def check_finite(self) -> None:
-        """Raise `PhysicsError` naming the first bad env if qpos or qvel holds NaN or Inf.
+    def check_buffers(self) -> None:
+        """Raise `PhysicsError` with the sizes to set if a contact / constraint buffer overflowed.
 
-        This synchronizes with the device; call it at iteration boundaries, not inside the step.
+        Synchronises with the device: call it once per training iteration, not per policy step.
+        Backends with growable buffers (MuJoCo C) report nothing here.
         """
-        bad = ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1))
-        if bool(bad.any()):
-            env = int(torch.nonzero(bad)[0])
-            raise PhysicsError(
-                f"physics diverged (NaN/Inf in qpos/qvel) in {int(bad.sum())} env(s), first env {env} "
-                f"on the {self.name} backend. Lower sim.dt, raise control.damping, or check the "
-                "model's masses and joint limits."
-            )
+        return None
+
+    def nonfinite(self) -> torch.Tensor:
+        """(num_envs,) bool: qpos, qvel or sensordata holds NaN / Inf. No host synchronisation."""
+        return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1)
+                 & torch.isfinite(self.sensordata).all(dim=1))
+
+    def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """`reset_envs` by index: `env_ids` (k,) long, `qpos` (k, nq), `qvel` (k, nv).
+
+        A convenience for tests and tools (it builds full-batch copies); the env uses masks.
+        """
+        env_ids = torch.as_tensor(env_ids, device=self.device).long().reshape(-1)
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        mask[env_ids] = True
+        dtype = torch.promote_types(qpos.dtype, self.qpos.dtype)  # keep float64 states exact
+        full_qpos, full_qvel = self.qpos.to(dtype).clone(), self.qvel.to(dtype).clone()
+        full_qpos[env_ids] = qpos.to(full_qpos)
+        full_qvel[env_ids] = qvel.to(full_qvel)
+        self.reset_envs(mask, full_qpos, full_qvel)

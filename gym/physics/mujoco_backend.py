@@ -22,7 +22,7 @@ import mujoco.rollout
 import numpy as np
 import torch
 
-from gym.physics.base import Physics, PhysicsError
+from gym.physics.base import Physics
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _CTRL = mujoco.mjtState.mjSTATE_CTRL.value
@@ -88,24 +88,24 @@ class MujocoPhysics(Physics):
         self.qvel = self._publish(self._qvel32)
         self.sensordata = self._publish(self._sens32)
         self.ctrl = torch.zeros((n, m.nu), dtype=torch.float32, device=self.device)
+        self._fault = np.zeros(n, dtype=bool)
+        self.fault = self._publish(self._fault)
         self._forward(np.arange(n))
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
         """Advance all envs by `decimation` physics steps with `ctrl` held.
 
-        Raises `PhysicsError` naming the first bad env if a control is NaN/Inf or beyond
-        `mjMAXVAL` (MuJoCo would silently zero it), or if MuJoCo stopped an env's rollout early
-        (it resets a diverged MjData to qpos0 with a warning; also on contact arena overflow).
-        Detection compares the env's time with t0 + decimation * dt, so one case slips through:
-        decimation 1 and a reset inside the first physics step after `reset_envs` (time 0 -> dt).
+        Never raises for one bad env: `fault` (num_envs,) marks envs whose control was NaN/Inf or
+        beyond `mjMAXVAL` (MuJoCo would silently zero it; it is held at 0 instead) and envs that
+        MuJoCo reset (bad qpos/qvel/qacc) or stopped early (contact arena full) inside the
+        rollout. Detection compares the env's time with t0 + decimation * dt, so one case slips
+        through: decimation 1 and a reset inside the first physics step after `reset_envs`
+        (time 0 -> dt); the env's own non-finite check still sees a NaN state.
         """
         ctrl = self.ctrl.detach().cpu().numpy()
-        ok = np.abs(ctrl) <= mujoco.mjMAXVAL  # False for NaN
-        if not ok.all():
-            env = int(np.nonzero(~ok.all(axis=1))[0][0])
-            raise PhysicsError(f"non-finite or huge ctrl in env {env} on the {self.name} backend")
-        np.copyto(self._control, ctrl[:, None, :])  # float32 -> float64, tiled over decimation
+        ok = (np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1)  # False for NaN
+        np.copyto(self._control, np.where(ok[:, None], ctrl, 0.0)[:, None, :])  # tiled over decimation
         self._pool.rollout(
             self._models, self._datas, self._state, self._control,
             control_spec=_CTRL, skip_checks=True, nstep=self.decimation,
@@ -116,40 +116,49 @@ class MujocoPhysics(Physics):
         np.subtract(last[:, self._qvel_sl], prev[:, self._qvel_sl], out=self._warm)
         self._warm *= 1.0 / self.dt
         # a reset (mj_resetData) or an early stop shows as time != t0 + decimation * dt
-        bad = np.abs(last[:, 0] - self._state[:, 0] - self.decimation * self.dt) > 0.5 * self.dt
+        stopped = np.abs(last[:, 0] - self._state[:, 0] - self.decimation * self.dt) > 0.5 * self.dt
+        np.copyto(self._fault, stopped | ~ok)
         np.copyto(self._state, last)
         np.copyto(self._qpos32, last[:, self._qpos_sl])
         np.copyto(self._qvel32, last[:, self._qvel_sl])
         np.copyto(self._sens32, self._sens_out[:, -1])
         self._sync()
-        if bad.any():
-            env = int(np.nonzero(bad)[0][0])
-            raise PhysicsError(
-                f"physics diverged in {int(bad.sum())} env(s), first env {env} on the {self.name} "
-                "backend: MuJoCo reset the state (bad qpos/qvel/qacc) or stopped early (contact "
-                "arena full). Lower sim.dt, raise damping, or check masses and joint limits."
-            )
 
-    def reset_envs(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        """Set `env_ids` (k,) to `qpos` (k, nq) and `qvel` (k, nv); time, act and warm start to 0.
+    def reset_envs(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Set the envs of `mask` (N,) to `qpos[mask]` / `qvel[mask]`; time, act, warm start to 0.
 
-        Runs `mj_forward` for each reset env (with its current `ctrl`) so `sensordata` is valid
-        at once. A NaN state is stored as given; `check_finite()` / the next `step()` will raise.
+        Position- and velocity-stage sensors of the reset envs are recomputed for the new state
+        (`mj_kinematics`, `mj_comPos`, `mj_sensorPos`, `mj_comVel`, `mj_sensorVel`, as the Warp
+        backend does); their acceleration-stage sensors (contacts) read 0 until the next step.
         """
-        ids = env_ids.detach().cpu().numpy().astype(np.int64).reshape(-1)
+        ids = np.flatnonzero(mask.detach().cpu().numpy().reshape(-1))
         if ids.size == 0:
             return
         self._state[ids] = self._default_state
-        self._state[ids, self._qpos_sl] = qpos.detach().cpu().double().numpy()
-        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()
+        self._state[ids, self._qpos_sl] = qpos.detach().cpu().double().numpy()[ids]
+        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()[ids]
         self._warm[ids] = 0.0
+        self._fault[ids] = False
         self._qpos32[ids] = self._state[ids, self._qpos_sl]
         self._qvel32[ids] = self._state[ids, self._qvel_sl]
-        self._forward(ids)
+        self._forward(ids, full=False)
         self._sync()
 
-    def _forward(self, ids: np.ndarray) -> None:
-        """`mj_forward` each env of `ids` from `_state` into the scratch data; copy sensordata."""
+    def set_qvel(self, mask: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Overwrite `qvel` of the envs of `mask`; effective at the next physics tick (no forward)."""
+        ids = np.flatnonzero(mask.detach().cpu().numpy().reshape(-1))
+        if ids.size == 0:
+            return
+        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()[ids]
+        self._qvel32[ids] = self._state[ids, self._qvel_sl]
+        self._sync()
+
+    def _forward(self, ids: np.ndarray, full: bool = True) -> None:
+        """Recompute sensordata of the envs `ids` from `_state` in the scratch data.
+
+        full: `mj_forward` (all sensors); else only the position and velocity stages and their
+        sensors (acceleration-stage sensors 0), the same work the Warp backend does at a reset.
+        """
         d = self._scratch
         ctrl = self.ctrl.detach().cpu().numpy()
         for env in ids.tolist():
@@ -157,7 +166,15 @@ class MujocoPhysics(Physics):
             mujoco.mj_setState(m, d, self._state[env], _FULL)
             d.ctrl[:] = ctrl[env]
             d.qacc_warmstart[:] = 0.0
-            mujoco.mj_forward(m, d)
+            if full:
+                mujoco.mj_forward(m, d)
+            else:
+                d.sensordata[:] = 0.0
+                mujoco.mj_kinematics(m, d)
+                mujoco.mj_comPos(m, d)
+                mujoco.mj_sensorPos(m, d)
+                mujoco.mj_comVel(m, d)
+                mujoco.mj_sensorVel(m, d)
             self._sens32[env] = d.sensordata
 
     def _publish(self, buf: np.ndarray) -> torch.Tensor:
@@ -169,6 +186,7 @@ class MujocoPhysics(Physics):
             self.qpos.copy_(torch.from_numpy(self._qpos32))
             self.qvel.copy_(torch.from_numpy(self._qvel32))
             self.sensordata.copy_(torch.from_numpy(self._sens32))
+            self.fault.copy_(torch.from_numpy(self._fault))
 
     # ------------------------------------------------------------------ per-env parameters
     def _model_of(self, env: int) -> mujoco.MjModel:

@@ -3,128 +3,239 @@
 One `mujoco_warp.Data` holds all `num_envs` worlds. `qpos`, `qvel`, `ctrl` and `sensordata` are
 `wp.to_torch` views of its arrays (no copies): the env writes `ctrl` in place and reads the state
 directly. `step()` runs `decimation` `mujoco_warp.step` calls, captured once as a Warp graph (CUDA
-graph on GPU, Warp's CPU graph on CPU) and replayed, with no host synchronisation inside it.
+graph on GPU, Warp's CPU graph on CPU) and replayed, with no host synchronisation inside it. On
+CUDA all Warp work runs on torch's current stream, so it is ordered after the env's torch writes.
 
-Per-env parameters (`geom_friction`, `body_mass`, `body_inertia`) are batched model fields
-(`put_model(batch_sizes=...)`), so each world has its own copy.
+Graph capture is checked, not hoped for: without conditional graph nodes (CUDA driver and toolkit
+12.4+) the solver loops are captured with a fixed iteration count (`opt.graph_conditional =
+False`); a capture that still fails on CUDA raises `PhysicsError` with the reason and the fix.
+`sim.graph_capture = False` forces eager launches (slower, for debugging).
+
+Per-env parameters (`geom_friction`, `body_mass`, `body_inertia`) and the constants `set_const`
+derives from them (`body_subtreemass`, `body_invweight0`, `dof_invweight0`) are batched model
+fields (`put_model(batch_sizes=...)`), so each world has its own copy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
 import mujoco
 import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from gym.physics.base import Physics
+from gym.physics.base import Physics, PhysicsError
 
 log = logging.getLogger(__name__)
-_BATCHED_FIELDS = ("geom_friction", "body_mass", "body_inertia")
+_BATCHED_FIELDS = ("geom_friction", "body_mass", "body_inertia",
+                   "body_subtreemass", "body_invweight0", "dof_invweight0")
+_COMPILE_NOTICE_AFTER_S = 3.0  # a first call slower than this is compiling kernels
+_OVERFLOW = mjw.OverflowType
+
+
+def warp_device(device: str) -> wp.context.Device:
+    """The Warp device for a torch device string; a clear error when Warp cannot see CUDA.
+
+    Raises PhysicsError when `device` is CUDA but Warp finds no CUDA device (driver too old for
+    this Warp build, or a CPU-only Warp wheel) although torch may see one.
+    """
+    wp.init()
+    if torch.device(device).type != "cuda":
+        return wp.get_device("cpu")
+    if wp.get_cuda_device_count() == 0:
+        torch_sees = torch.cuda.is_available()
+        raise PhysicsError(
+            f"sim_device={device!r} asks for CUDA but Warp {wp.config.version} sees no CUDA device"
+            f"{' although torch does (torch CUDA ' + str(torch.version.cuda) + ')' if torch_sees else ''}. "
+            "Warp needs an NVIDIA driver that supports its CUDA build: the CUDA-13 warp-lang wheel "
+            "needs driver R580 or newer, a CUDA-12 build needs 12.4+ for graph conditionals. Update "
+            "the driver or install a warp-lang build for your CUDA version; or run on the CPU with "
+            "--sim_device=cpu."
+        )
+    return wp.get_device("cuda:0" if device == "cuda" else device)
 
 
 class WarpPhysics(Physics):
-    """MuJoCo Warp backend; `device` is a torch/Warp device string ("cpu", "cuda", "cuda:0")."""
+    """MuJoCo Warp backend; `device` is a torch/Warp device string ("cpu", "cuda", "cuda:0").
+
+    nconmax: contacts per world (a pool shared by all worlds: nconmax * num_envs in total).
+    njmax: constraint rows per world (no world may exceed it).
+    graph_capture: capture the decimation loop as a graph (False = eager launches, slower).
+    """
 
     name = "warp"
 
     def __init__(self, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
-                 nconmax: int = 24, njmax: int = 96, graph_capture: bool = True) -> None:
+                 nconmax: int = 32, njmax: int = 192, graph_capture: bool = True) -> None:
         super().__init__(mj_model, num_envs, device, decimation)
         wp.config.log_level = wp.LOG_WARNING  # no per-kernel "Module ... load" lines
-        wp.init()
-        self.wp_device = wp.get_device("cuda:0" if device == "cuda" else device)
+        self.wp_device = warp_device(device)
+        self.nconmax, self.njmax = nconmax, njmax
         mj_data = mujoco.MjData(mj_model)
         mujoco.mj_forward(mj_model, mj_data)
         with wp.ScopedDevice(self.wp_device):
             self.model = mjw.put_model(mj_model, batch_sizes={f: num_envs for f in _BATCHED_FIELDS})
-            # Solver iteration caps are expected (MuJoCo C stops there silently too); keep the
-            # contact / constraint buffer overflow warnings, which mean results are wrong.
-            self.model.opt.warn_overflow &= ~(int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS))
+            # Solver iteration caps are expected (MuJoCo C stops there silently too); buffer
+            # overflows are read per world from `data.overflow` by `check_buffers`.
+            self.model.opt.warn_overflow = 0
+            self.conditional_graphs = self.wp_device.is_cuda and wp.is_conditional_graph_supported()
+            if self.wp_device.is_cuda and not self.conditional_graphs:
+                log.warning("CUDA conditional graph nodes are unavailable (driver/toolkit older than "
+                            "12.4): capturing the solver with a fixed iteration count instead.")
+            if not self.conditional_graphs:
+                self.model.opt.graph_conditional = False
             self.data = mjw.put_data(mj_model, mj_data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
         d = self.data
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
         self.qacc_warmstart = wp.to_torch(d.qacc_warmstart)
+        self.time = wp.to_torch(d.time)
         self.act = wp.to_torch(d.act) if mj_model.na else None
+        self._overflow = wp.to_torch(d.overflow)  # (num_envs,) int bitmask, sticky
+        self._nefc, self._nacon = wp.to_torch(d.nefc), wp.to_torch(d.nacon)
+        self._max_nefc = torch.zeros((), dtype=self._nefc.dtype, device=self.device)
+        self._max_nacon = torch.zeros((), dtype=self._nacon.dtype, device=self.device)
         self.geom_friction = wp.to_torch(self.model.geom_friction)  # (num_envs, ngeom, 3)
         self.body_mass = wp.to_torch(self.model.body_mass)  # (num_envs, nbody)
         self.body_inertia = wp.to_torch(self.model.body_inertia)  # (num_envs, nbody, 3)
-        self._graph = None
-        self._graph_capture = graph_capture
-        self._forward_graph = None
+        self.graph_capture = graph_capture
+        self._graphs: dict[str, object] = {}
         # On CUDA, run Warp's work on torch's current stream so it is ordered after the env's
         # in-place torch writes (ctrl, resets) without any host synchronisation.
         self._stream = wp.stream_from_torch(self.qpos.device) if self.wp_device.is_cuda else None
 
-    # -- stepping ---------------------------------------------------------------------------
+    # -- graphs ------------------------------------------------------------------------------
     def _step_eager(self) -> None:
         for _ in range(self.decimation):
             mjw.step(self.model, self.data)
 
-    def _capture(self, fn):
-        """Capture `fn` as a Warp graph; return None (and say why, once) when capture fails."""
+    def _reset_forward_eager(self) -> None:
+        """Position / velocity stages and their sensors for every world (no collision, no solver)."""
+        mjw.fwd_kinematics(self.model, self.data)
+        mjw.sensor_pos(self.model, self.data)
+        mjw.com_vel(self.model, self.data)
+        mjw.sensor_vel(self.model, self.data)
+
+    def _launch(self, name: str, fn) -> None:
+        """Run `fn` as the captured graph `name` (captured on first use), or eagerly."""
+        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
+            if not self.graph_capture:
+                fn()
+                return
+            if name not in self._graphs:
+                self._graphs[name] = self._capture(name, fn)
+            if self._graphs[name] is None:
+                fn()
+            else:
+                wp.capture_launch(self._graphs[name], stream=self._stream)
+
+    def _capture(self, name: str, fn):
+        """Capture `fn` (run once first to load every kernel) without changing the state.
+
+        On CUDA a failure raises PhysicsError naming the cause and the fix; on Warp's CPU device it
+        logs a warning and returns None (eager launches).
+        """
+        saved = [f.clone() for f in self._state_fields()]
         try:
             if self._stream is not None:
                 torch.cuda.current_stream(self.qpos.device).synchronize()  # setup writes land first
-            with wp.ScopedDevice(self.wp_device):
-                fn()  # compiles / loads every kernel before capture
-                with wp.ScopedCapture(device=self.wp_device) as capture:
-                    fn()
-            return capture.graph
-        except Exception as exc:  # noqa: BLE001 - any capture failure falls back to eager launches
-            log.warning("MuJoCo Warp graph capture failed on %s (%s: %s); falling back to eager kernel "
-                        "launches, which is slower.", self.wp_device, type(exc).__name__, exc)
-            self._graph_capture = False
-            return None
+            self._timed_first_call(fn)
+            with wp.ScopedCapture(device=self.wp_device, stream=self._stream) as capture:
+                fn()
+            graph = capture.graph
+        except Exception as exc:  # noqa: BLE001 - reported below with the fix
+            if self.wp_device.is_cuda:
+                raise PhysicsError(
+                    f"MuJoCo Warp graph capture of {name!r} failed on {self.wp_device} "
+                    f"({type(exc).__name__}: {exc}). Graph capture needs a CUDA driver and a Warp "
+                    f"build of CUDA 12.4+ (conditional nodes: {self.conditional_graphs}); update the "
+                    "driver / warp-lang, or run eagerly (5-10x slower) with --set sim.graph_capture=false."
+                ) from exc
+            log.warning("MuJoCo Warp graph capture of %r failed on %s (%s: %s); using eager launches.",
+                        name, self.wp_device, type(exc).__name__, exc)
+            graph = None
+        for dst, src in zip(self._state_fields(), saved):
+            dst.copy_(src)  # capture ran the work twice; undo that
+        return graph
 
-    def step(self) -> None:
-        if self._graph is None and self._graph_capture:
-            saved = self._save_state()
-            self._graph = self._capture(self._step_eager)
-            self._restore_state(saved)  # capture ran the physics twice; undo that
-        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
-            if self._graph is not None:
-                wp.capture_launch(self._graph, stream=self._stream)
-            else:
-                self._step_eager()
+    def _timed_first_call(self, fn) -> None:
+        """Run `fn` once; if it takes long (kernels compiling), say so while it runs."""
+        cache = wp.config.kernel_cache_dir or os.path.expanduser("~/.cache/warp")
+        start = time.perf_counter()
+        notice = threading.Timer(_COMPILE_NOTICE_AFTER_S, print, args=(
+            f"Compiling MuJoCo Warp kernels for {self.wp_device} (first run only; can take several "
+            f"minutes; cached in {cache})...",), kwargs={"flush": True})
+        notice.daemon = True
+        notice.start()
+        try:
+            fn()
+            wp.synchronize_device(self.wp_device)
+        finally:
+            notice.cancel()
+        if time.perf_counter() - start > _COMPILE_NOTICE_AFTER_S:
+            print(f"MuJoCo Warp kernels ready after {time.perf_counter() - start:.0f} s.", flush=True)
 
     def _state_fields(self) -> list[torch.Tensor]:
-        fields = [self.qpos, self.qvel, self.ctrl, self.qacc_warmstart, wp.to_torch(self.data.time)]
+        fields = [self.qpos, self.qvel, self.ctrl, self.qacc_warmstart, self.time, self.sensordata,
+                  self._overflow]
         return fields + ([self.act] if self.act is not None else [])
 
-    def _save_state(self) -> list[torch.Tensor]:
-        return [f.clone() for f in self._state_fields()]
-
-    def _restore_state(self, saved: list[torch.Tensor]) -> None:
-        for dst, src in zip(self._state_fields(), saved):
-            dst.copy_(src)
-        self.forward()
+    # -- stepping ----------------------------------------------------------------------------
+    def step(self) -> None:
+        self._launch("step", self._step_eager)
+        torch.maximum(self._max_nefc, self._nefc.max(), out=self._max_nefc)
+        torch.maximum(self._max_nacon, self._nacon[0], out=self._max_nacon)
 
     def forward(self) -> None:
-        """Recompute positions, velocities, contacts and sensors for every world (no time step)."""
-        if self._forward_graph is None and self._graph_capture:
-            self._forward_graph = self._capture(lambda: mjw.forward(self.model, self.data))
-        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
-            if self._forward_graph is not None:
-                wp.capture_launch(self._forward_graph, stream=self._stream)
-            else:
-                mjw.forward(self.model, self.data)
+        """Full forward pass (all sensors) for every world, no time step."""
+        self._launch("forward", lambda: mjw.forward(self.model, self.data))
 
-    # -- resets and parameters --------------------------------------------------------------
-    def reset_envs(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        if env_ids.numel() == 0:
-            return
-        self.qpos[env_ids] = qpos
-        self.qvel[env_ids] = qvel
-        self.qacc_warmstart[env_ids] = 0.0
+    def reset_envs(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        m = mask.to(self.device).reshape(-1, 1)
+        self.qpos.copy_(torch.where(m, qpos.to(self.qpos), self.qpos))
+        self.qvel.copy_(torch.where(m, qvel.to(self.qvel), self.qvel))
+        self.qacc_warmstart.masked_fill_(m, 0.0)
+        self.time.masked_fill_(m.reshape(-1), 0.0)
         if self.act is not None:
-            self.act[env_ids] = 0.0
-        # forward() over all worlds is one batched launch; the others are recomputed from their own
-        # unchanged state, so they are not disturbed.
-        self.forward()
+            self.act.masked_fill_(m, 0.0)
+        # Kinematics + velocity sensors over all worlds (cheap: no collision, no solver), kept
+        # only for the reset worlds; the others keep the sensors of their last tick.
+        kept = self.sensordata.clone()
+        self.sensordata.zero_()
+        self._launch("reset_forward", self._reset_forward_eager)
+        self.sensordata.copy_(torch.where(m, self.sensordata, kept))
 
+    def set_qvel(self, mask: torch.Tensor, qvel: torch.Tensor) -> None:
+        m = mask.to(self.device).reshape(-1, 1)
+        self.qvel.copy_(torch.where(m, qvel.to(self.qvel), self.qvel))
+
+    def check_buffers(self) -> None:
+        flags = 0
+        for value in torch.unique(self._overflow).tolist():  # OR of the per-world bitmasks
+            flags |= int(value)
+        problems = []
+        if flags & int(_OVERFLOW.NEFC):
+            need = max(int(self._max_nefc), self.njmax + 1)
+            problems.append(f"constraint rows: a world needed {need} > sim.njmax={self.njmax}; "
+                            f"set --set sim.njmax={_round_up(need * 1.5)}")
+        if flags & int(_OVERFLOW.BROADPHASE | _OVERFLOW.NARROWPHASE):
+            per_world = -(-int(self._max_nacon) // self.num_envs)
+            problems.append(f"contacts: {int(self._max_nacon)} in all worlds > sim.nconmax={self.nconmax} "
+                            f"x {self.num_envs} worlds; set --set sim.nconmax="
+                            f"{_round_up(max(per_world, self.nconmax + 1) * 1.5)}")
+        other = flags & ~int(_OVERFLOW.NEFC | _OVERFLOW.BROADPHASE | _OVERFLOW.NARROWPHASE
+                            | _OVERFLOW.ITERATIONS | _OVERFLOW.LS_ITERATIONS)
+        if other:
+            problems.append(f"other MuJoCo Warp overflow flags {_OVERFLOW(other)!r}")
+        if problems:
+            raise PhysicsError("MuJoCo Warp buffer overflow, so contacts or constraints were dropped "
+                               "and the physics is wrong: " + "; ".join(problems))
+
+    # -- per-env parameters ------------------------------------------------------------------
     def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
         idx = torch.as_tensor(geom_ids, device=self.device)
         self.geom_friction[env_ids[:, None], idx[None, :], 0] = friction.to(self.geom_friction)
@@ -136,3 +247,7 @@ class WarpPhysics(Physics):
         with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             mjw.set_const(self.model, self.data)
         self.forward()
+
+
+def _round_up(x: float, to: int = 16) -> int:
+    return int(-(-int(x) // to) * to)

@@ -156,8 +156,6 @@ class AsimovCfg(LeggedRobotCfg):
 
     class sim(LeggedRobotCfg.sim):
         dt = 0.005  # §6
-        nconmax = 24
-        njmax = 96
 
 
 class AsimovCfgPPO(LeggedRobotCfgPPO):

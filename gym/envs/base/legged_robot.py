@@ -41,7 +41,8 @@ class LeggedRobot(LeggedRewardsMixin):
         self.max_episode_length = math.ceil(self.max_episode_length_s / self.dt)
         self.robot = build_model(cfg)
         self.physics = make_physics(physics or cfg.sim.physics, self.robot.mj_model, self.num_envs, sim_device,
-                                    cfg.control.decimation, nconmax=cfg.sim.nconmax, njmax=cfg.sim.njmax)
+                                    cfg.control.decimation, nconmax=cfg.sim.nconmax, njmax=cfg.sim.njmax,
+                                    graph_capture=cfg.sim.graph_capture)
         self._init_buffers()
         self._prepare_reward_functions()
         self._apply_startup_randomization()
@@ -85,6 +86,14 @@ class LeggedRobot(LeggedRewardsMixin):
         self.time_out_buf = zeros(n, dtype=torch.bool)
         self.rew_buf = zeros(n)
         self.friction_coeffs = torch.full((n, 1), c.terrain.static_friction, device=dev)
+        self._pending_fault = zeros(n, dtype=torch.bool)  # non-finite action / obs: reset next step
+        i, nq, nv = c.init_state, self.physics.qpos.shape[1], self.physics.qvel.shape[1]
+        self._qpos_init = zeros(1, nq)  # start state constants, built once
+        self._qpos_init[0, 0:3] = tensor(i.pos)
+        self._qpos_init[0, 3:7] = tensor(i.rot)
+        self._qpos_init[0, self._qpos_idx] = self.default_dof_pos
+        self._qvel_init = zeros(1, nv)
+        self._qvel_init[0, 0:3], self._qvel_init[0, 3:6] = tensor(i.lin_vel), tensor(i.ang_vel)
         self.common_step_counter = 0
         self.extras: dict = {}
         self._refresh_state()
@@ -120,11 +129,16 @@ class LeggedRobot(LeggedRewardsMixin):
         """Apply `actions` (num_envs, num_actions) for one policy step.
 
         Returns (obs, privileged_obs, rewards (N,), dones (N,) bool, extras) with
-        extras["time_outs"] (N,) bool for episodes cut by the time limit (truncations).
+        extras["time_outs"] (N,) bool for episodes cut by the time limit (truncations) and the
+        reset bookkeeping of `reset_envs`. Issues no host synchronisation on CUDA: every per-env
+        decision is a fixed-shape mask. Envs that went non-finite are reset (see `_faults`).
         """
         clip = self.cfg.normalization.clip_actions
-        self.actions = torch.clip(actions, -clip, clip).to(self.device)
-        self.physics.ctrl[:] = self.compute_targets(self.actions)
+        actions = actions.to(self.device)
+        finite = torch.isfinite(actions).all(dim=1, keepdim=True)
+        self.actions = torch.where(finite, torch.clip(actions, -clip, clip), 0.0)
+        self._pending_fault |= ~finite.squeeze(1)
+        self.physics.ctrl.copy_(self.compute_targets(self.actions))
         self.physics.step()
         self.post_physics_step()
         return self.obs_buf, self.privileged_obs_buf, self.rew_buf, self.reset_buf, self.extras
@@ -134,7 +148,6 @@ class LeggedRobot(LeggedRewardsMixin):
         return self.default_dof_pos + self.action_scale * actions
 
     def post_physics_step(self) -> None:
-        self.physics.check_finite()
         self.episode_length_buf += 1
         self.common_step_counter += 1
         self._refresh_state()
@@ -142,10 +155,27 @@ class LeggedRobot(LeggedRewardsMixin):
         self._update_commands()
         self.check_termination()
         self.compute_reward()
-        self.reset_idx(torch.nonzero(self.reset_buf).flatten())
+        fault = self._faults()
+        self.rew_buf = torch.where(fault, 0.0, self.rew_buf)
+        self.time_out_buf &= ~fault
+        self.reset_buf |= fault
+        self.reset_envs(self.reset_buf, fault)
+        self._apply_pushes(~self.reset_buf)
         self.compute_observations()
-        self.last_actions[:] = self.actions
-        self.last_dof_vel[:] = self.dof_vel
+        self.last_actions.copy_(self.actions)
+        self.last_dof_vel.copy_(self.dof_vel)
+
+    def _faults(self) -> torch.Tensor:
+        """(N,) bool: envs to reset because their simulation broke in this step.
+
+        Non-finite qpos / qvel / sensordata, a backend fault (MuJoCo reset or stopped the env), a
+        non-finite reward, or a non-finite action or observation in the previous step. The
+        faulted transition is a termination with reward 0, so nothing non-finite reaches PPO.
+        """
+        fault = self.physics.nonfinite() | self.physics.fault | ~torch.isfinite(self.rew_buf)
+        fault |= self._pending_fault
+        self._pending_fault.zero_()
+        return fault
 
     def _refresh_state(self) -> None:
         """Derive the state buffers the rewards and observations read from the physics tensors."""
@@ -194,7 +224,11 @@ class LeggedRobot(LeggedRewardsMixin):
         self.reset_buf = fell | self.time_out_buf
 
     def compute_reward(self) -> None:
-        """rew = sum_i scale_i * dt * r_i; each term must return (num_envs,)."""
+        """rew = sum_i scale_i * dt * r_i; each term must return (num_envs,).
+
+        Terms are added to the episode sums only where finite, so one diverged env never poisons
+        the logged statistics (its step is excluded as a fault, see `_faults`).
+        """
         self.rew_buf = torch.zeros(self.num_envs, device=self.device)
         for name, scale in self.reward_scales.items():
             term = getattr(self, f"_reward_{name}")()
@@ -203,74 +237,66 @@ class LeggedRobot(LeggedRewardsMixin):
                                  f"rewards must have shape ({self.num_envs},)")
             term = term * scale
             self.rew_buf += term
-            self.episode_sums[name] += term
+            self.episode_sums[name] += torch.nan_to_num(term, nan=0.0, posinf=0.0, neginf=0.0)
         if self.cfg.rewards.only_positive_rewards:
             self.rew_buf.clip_(min=0.0)
+
+    def check_buffers(self) -> None:
+        """Raise PhysicsError if a physics buffer overflowed (synchronises: once per iteration)."""
+        self.physics.check_buffers()
 
     # -- resets ----------------------------------------------------------------------------------
     def reset(self) -> tuple:
         """Reset every env; returns (obs, privileged_obs)."""
-        self.reset_idx(torch.arange(self.num_envs, device=self.device))
+        self.reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
         self.compute_observations()
         return self.obs_buf, self.privileged_obs_buf
 
-    def reset_idx(self, env_ids: torch.Tensor) -> None:
-        """Reset only `env_ids` (long (k,)): pose, buffers, commands; log their episode sums."""
-        self.extras = {"time_outs": self.time_out_buf.clone()}
-        pending = self._pending_pushes()
-        if env_ids.numel() == 0 and pending is None:
-            return
-        qpos, qvel = self.physics.qpos.clone(), self.physics.qvel.clone()
-        written = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        if pending is not None:
-            push_ids, push_vel = pending
-            qvel[push_ids, 0:2] += push_vel
-            written[push_ids] = True
-        if env_ids.numel():
-            qpos[env_ids], qvel[env_ids] = self._initial_state(env_ids)
-            written[env_ids] = True
-            self._reset_buffers(env_ids)
-        ids = torch.nonzero(written).flatten()
-        self.physics.reset_envs(ids, qpos[ids], qvel[ids])
+    def reset_envs(self, mask: torch.Tensor, fault: torch.Tensor | None = None) -> None:
+        """Reset the envs where `mask` (N,) bool is set: pose, buffers, commands (no host sync).
+
+        Fills `extras`: "time_outs" (N,) bool; "episode": per reward term, the SUM over the reset
+        envs of their episode's per-second value (0-dim); "episode_count": number of reset envs
+        (0-dim); "nonfinite_resets": how many were reset for a fault (0-dim, `fault` (N,) bool).
+        """
+        count = mask.sum()
+        self.extras = {
+            "time_outs": self.time_out_buf.clone(),
+            "episode": {f"rew_{name}": torch.sum(sums * mask) / self.max_episode_length_s
+                        for name, sums in self.episode_sums.items()},
+            "episode_count": count,
+            "nonfinite_resets": fault.sum() if fault is not None else torch.zeros_like(count),
+        }
+        qpos, qvel = self._initial_state()
+        self.physics.reset_envs(mask, qpos, qvel)
+        self._reset_buffers(mask)
         self._refresh_state()
 
-    def _initial_state(self, env_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Default pose at init_state.pos + U(xy_range), yaw U(yaw_range), init velocities."""
-        k, i, dev = len(env_ids), self.cfg.init_state, self.device
-        qpos = torch.zeros(k, self.physics.qpos.shape[1], device=dev)
-        qvel = torch.zeros(k, self.physics.qvel.shape[1], device=dev)
-        qpos[:, 0:3] = torch.tensor(i.pos, device=dev)
-        qpos[:, 0:2] += sample_uniform(*i.xy_range, (k, 2), dev)
-        yaw = sample_uniform(*i.yaw_range, (k,), dev)
-        qpos[:, 3:7] = quat_from_yaw(yaw)
-        qpos[:, self._qpos_idx] = self.default_dof_pos
-        qvel[:, 0:3] = torch.tensor(i.lin_vel, device=dev)
-        qvel[:, 3:6] = torch.tensor(i.ang_vel, device=dev)
-        return qpos, qvel
+    def _initial_state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-batch (N, nq), (N, nv) start states: default pose at init_state.pos + U(xy_range),
+        yaw U(yaw_range), init velocities (world linear, body angular)."""
+        n, i, dev = self.num_envs, self.cfg.init_state, self.device
+        qpos = self._qpos_init.expand(n, -1).clone()
+        qpos[:, 0:2] += sample_uniform(*i.xy_range, (n, 2), dev)
+        qpos[:, 3:7] = quat_from_yaw(sample_uniform(*i.yaw_range, (n,), dev))
+        return qpos, self._qvel_init.expand(n, -1)
 
-    def _reset_buffers(self, env_ids: torch.Tensor) -> None:
-        episode = {}
-        for name, sums in self.episode_sums.items():
-            episode[f"rew_{name}"] = torch.mean(sums[env_ids]) / self.max_episode_length_s
-            sums[env_ids] = 0.0
-        self.extras["episode"] = episode
-        self.actions[env_ids] = 0.0
-        self.last_actions[env_ids] = 0.0
-        self.last_dof_vel[env_ids] = 0.0
-        self.feet_air_time[env_ids] = 0.0
-        self.last_air_time[env_ids] = 0.0
-        self.episode_length_buf[env_ids] = 0
-        self._resample_commands(env_ids)
-        self.push_time_left[env_ids] = sample_uniform(*self.cfg.domain_rand.push_interval_s, (len(env_ids),),
-                                                      self.device)
+    def _reset_buffers(self, mask: torch.Tensor) -> None:
+        m = mask.unsqueeze(1)
+        for sums in self.episode_sums.values():
+            sums.masked_fill_(mask, 0.0)
+        for buf in (self.actions, self.last_actions, self.last_dof_vel, self.feet_air_time, self.last_air_time):
+            buf.masked_fill_(m, 0.0)
+        self.episode_length_buf.masked_fill_(mask, 0)
+        self._resample_commands(mask)
+        push_in = sample_uniform(*self.cfg.domain_rand.push_interval_s, (self.num_envs,), self.device)
+        self.push_time_left = torch.where(mask, push_in, self.push_time_left)
 
     # -- commands and pushes --------------------------------------------------------------------
     def _update_commands(self) -> None:
         """Resample expired commands; heading envs steer w_z toward their heading target."""
         self.command_time_left -= self.dt
-        expired = torch.nonzero(self.command_time_left <= 0).flatten()
-        if expired.numel():
-            self._resample_commands(expired)
+        self._resample_commands(self.command_time_left <= 0)
         c = self.cfg.commands
         if c.heading_command:
             heading = yaw_from_quat(self.base_quat)
@@ -278,37 +304,55 @@ class LeggedRobot(LeggedRewardsMixin):
             w_z = w_z.clip(*c.ranges.ang_vel_yaw)
             self.commands[:, 2] = torch.where(self.heading_env, w_z, self.commands[:, 2])
 
-    def _resample_commands(self, env_ids: torch.Tensor) -> None:
-        """Draw (v_x, v_y, w_z, heading) from `commands.ranges`; some envs stand, some track a heading."""
-        c, k, dev = self.cfg.commands, len(env_ids), self.device
+    def _resample_commands(self, mask: torch.Tensor) -> None:
+        """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; some
+        envs stand, some track a heading. Draws for every env and keeps the masked rows."""
+        c, n, dev = self.cfg.commands, self.num_envs, self.device
         r = c.ranges
-        cmd = torch.stack([sample_uniform(*r.lin_vel_x, (k,), dev), sample_uniform(*r.lin_vel_y, (k,), dev),
-                           sample_uniform(*r.ang_vel_yaw, (k,), dev), sample_uniform(*r.heading, (k,), dev)], 1)
+        cmd = torch.stack([sample_uniform(*r.lin_vel_x, (n,), dev), sample_uniform(*r.lin_vel_y, (n,), dev),
+                           sample_uniform(*r.ang_vel_yaw, (n,), dev), sample_uniform(*r.heading, (n,), dev)], 1)
         if c.min_norm > 0:
             cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
-        standing = torch.rand(k, device=dev) < c.rel_standing_envs
-        cmd[standing, :3] = 0.0
-        self.commands[env_ids] = cmd
-        self.heading_env[env_ids] = (torch.rand(k, device=dev) < c.rel_heading_envs) & c.heading_command & ~standing
-        self.command_time_left[env_ids] = sample_uniform(*c.resampling_time_range, (k,), dev)
+        standing = torch.rand(n, device=dev) < c.rel_standing_envs
+        cmd[:, :3] *= (~standing).unsqueeze(1)
+        heading_env = (torch.rand(n, device=dev) < c.rel_heading_envs) & c.heading_command & ~standing
+        self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)
+        self.heading_env = torch.where(mask, heading_env, self.heading_env)
+        time_left = sample_uniform(*c.resampling_time_range, (n,), dev)
+        self.command_time_left = torch.where(mask, time_left, self.command_time_left)
 
-    def _pending_pushes(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Envs whose push timer expired and their world-frame (v_x, v_y) kicks [m/s]."""
+    def _apply_pushes(self, allowed: torch.Tensor) -> None:
+        """Kick envs whose push timer expired (and that did not just reset, `allowed` (N,)): add
+        U(-max_push_vel_xy, max) [m/s] to the world-frame base x, y velocity. The kick takes
+        effect at the next physics tick (legged_gym's velocity write; sensors see it after it)."""
         dr = self.cfg.domain_rand
         if not dr.push_robots:
-            return None
+            return
         self.push_time_left -= self.dt
-        ids = torch.nonzero(self.push_time_left <= 0).flatten()
-        if ids.numel() == 0:
-            return None
-        self.push_time_left[ids] = sample_uniform(*dr.push_interval_s, (len(ids),), self.device)
-        return ids, sample_uniform(-dr.max_push_vel_xy, dr.max_push_vel_xy, (len(ids), 2), self.device)
+        due = (self.push_time_left <= 0) & allowed
+        next_in = sample_uniform(*dr.push_interval_s, (self.num_envs,), self.device)
+        self.push_time_left = torch.where(due, next_in, self.push_time_left)
+        kick = sample_uniform(-dr.max_push_vel_xy, dr.max_push_vel_xy, (self.num_envs, 2), self.device)
+        qvel = self.physics.qvel.clone()
+        qvel[:, 0:2] += kick
+        self.physics.set_qvel(due, qvel)
 
     # -- observations ---------------------------------------------------------------------------
     def compute_observations(self) -> None:
-        """Fill `obs_buf` (policy, noisy) and `privileged_obs_buf` (critic, noise-free)."""
-        self.obs_buf = self.obs_group.compute()
-        self.privileged_obs_buf = self.critic_group.compute() if self.critic_group else None
+        """Fill `obs_buf` (policy, noisy) and `privileged_obs_buf` (critic, noise-free).
+
+        Non-finite entries are replaced by 0 and their env is reset at the next step (a fault), so
+        the policy, the normalizer and PPO only ever see finite observations.
+        """
+        obs = self.obs_group.compute()
+        bad = ~torch.isfinite(obs).all(dim=1)
+        self.obs_buf = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+        self.privileged_obs_buf = None
+        if self.critic_group:
+            critic = self.critic_group.compute()
+            bad |= ~torch.isfinite(critic).all(dim=1)
+            self.privileged_obs_buf = torch.nan_to_num(critic, nan=0.0, posinf=0.0, neginf=0.0)
+        self._pending_fault |= bad
 
     def get_observations(self) -> torch.Tensor:
         return self.obs_buf

@@ -156,8 +156,11 @@ class LeggedRobotCfg(BaseConfig):
         iterations = 10
         ls_iterations = 20
         cone = "pyramidal"
-        nconmax = 24  # contacts per world (MuJoCo Warp buffer size)
-        njmax = 96  # constraint rows per world
+        # MuJoCo Warp buffers. A box sole on a plane makes up to 8 contacts x 4 pyramidal rows;
+        # an overflow is reported with the sizes to set (`Physics.check_buffers`).
+        nconmax = 32  # contacts per world (a pool shared by all worlds)
+        njmax = 192  # constraint rows per world
+        graph_capture = True  # MuJoCo Warp: capture the decimation loop as a graph (False = eager, slow)
         physics = "auto"  # "warp" (MuJoCo Warp), "mujoco" (MuJoCo C, CPU threads), "auto": warp on CUDA else mujoco
 
     class viewer:
@@ -198,6 +201,8 @@ class LeggedRobotCfgPPO(BaseConfig):
         max_iterations = 1500
         empirical_normalization = True  # running mean / std of actor and critic observations
         collection_threads = 1  # torch threads while stepping a CPU env (0 = leave torch's default)
+        # Stop when more than this fraction of num_envs is reset for non-finite physics in one iteration.
+        max_nonfinite_fraction = 0.25
         save_interval = 50  # iterations between checkpoints
         experiment_name = "test"
         run_name = ""
