@@ -6,6 +6,15 @@ from pathlib import Path
 import pytest
 
 _ENV_VAR = "ASIMOV_REFERENCE_DIR"
+# Device of the env / MuJoCo Warp tests: "cpu" (Warp's CPU device) unless GYM_TEST_DEVICE says e.g.
+# "cuda:0" to run them on a GPU. The MuJoCo C backend always runs on the CPU.
+TEST_DEVICE = os.environ.get("GYM_TEST_DEVICE", "cpu")
+
+
+def device_for(backend: str) -> str:
+    """The sim device a test uses for `backend` ("warp" -> TEST_DEVICE, "mujoco" -> "cpu")."""
+    return TEST_DEVICE if backend == "warp" else "cpu"
+
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -71,9 +71,9 @@ class WarpPhysics(Physics):
 
     def __init__(self, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
                  nconmax: int = 32, njmax: int = 192, graph_capture: bool = True) -> None:
-        super().__init__(mj_model, num_envs, device, decimation)
         wp.config.log_level = wp.LOG_WARNING  # no per-kernel "Module ... load" lines
-        self.wp_device = warp_device(device)
+        self.wp_device = warp_device(device)  # first: a clear error before touching CUDA
+        super().__init__(mj_model, num_envs, device, decimation)
         self.nconmax, self.njmax = nconmax, njmax
         mj_data = mujoco.MjData(mj_model)
         mujoco.mj_forward(mj_model, mj_data)
@@ -241,7 +241,8 @@ class WarpPhysics(Physics):
         self.geom_friction[env_ids[:, None], idx[None, :], 0] = friction.to(self.geom_friction)
 
     def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
-        ratio = mass.to(self.body_mass) / self.body_mass[env_ids, body_id]
+        old = self.body_mass[env_ids, body_id]
+        ratio = torch.where(old > 0, mass.to(old) / old, 1.0)  # a massless body keeps its (zero) inertia
         self.body_mass[env_ids, body_id] = mass.to(self.body_mass)
         self.body_inertia[env_ids, body_id] *= ratio[:, None]
         with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
