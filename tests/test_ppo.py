@@ -224,3 +224,43 @@ def test_actor_critic_shapes_and_tanh_mean():
     assert ac.evaluate(torch.randn(64, 5)).shape == (64,)
     unbounded = ActorCritic(3, 5, 2, [8], [8])
     assert unbounded.act_inference(obs).abs().max() > 1.0
+
+
+def test_normalizer_freeze_reads_nothing_back():
+    from tests.sync_guard import no_host_sync
+
+    norm = EmpiricalNormalization(2, until=15)
+    with no_host_sync():
+        for value in (1.0, 1.0, 9.0):  # the third batch arrives after count (20) >= until (15)
+            norm(torch.full((10, 2), value))
+    assert int(norm.count) == 20
+    torch.testing.assert_close(norm.mean, torch.ones(2))
+    torch.testing.assert_close(norm.std, torch.zeros(2))
+
+
+def test_nonfinite_policy_output_is_counted_on_device():
+    ppo = PPO(ActorCritic(3, 3, 2, [8], [8]))
+    ppo.init_storage(4, 2, (3,), (3,), (2,))
+    ppo.act(torch.zeros(4, 3), torch.zeros(4, 3))
+    assert int(ppo.nonfinite_policy_steps) == 0
+    ppo.act(torch.full((4, 3), float("nan")), torch.zeros(4, 3))
+    assert int(ppo.nonfinite_policy_steps) == 1
+
+
+def test_nonfinite_loss_raises_before_the_optimizer_step():
+    from gym.rl import NonFiniteError
+
+    torch.manual_seed(0)
+    ppo = PPO(ActorCritic(3, 3, 2, [8], [8]), num_learning_epochs=1, num_mini_batches=1)
+    ppo.init_storage(8, 2, (3,), (3,), (2,))
+    for _ in range(2):
+        obs = torch.randn(8, 3)
+        ppo.act(obs, obs)
+        ppo.process_env_step(torch.full((8,), float("inf")), torch.zeros(8, dtype=torch.bool), {})
+    ppo.compute_returns(torch.randn(8, 3))
+    before = {k: v.clone() for k, v in ppo.actor_critic.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"non-finite PPO update at mini-batch 0.*value loss = (nan|inf)"):
+        ppo.update()
+    for key, value in ppo.actor_critic.state_dict().items():
+        assert torch.equal(value, before[key]), key  # the poisoned step was never taken
+    assert not ppo.optimizer.state  # Adam never stepped: no moments were created

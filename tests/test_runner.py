@@ -11,6 +11,7 @@ import torch
 
 from gym.envs.base.legged_robot_config import LeggedRobotCfgPPO
 from gym.rl import CHECKPOINT_KEYS, CheckpointError, OnPolicyRunner, VecEnv
+from gym.rl.checkpoint import OPTIONAL_CHECKPOINT_KEYS
 
 
 class PointMassEnv:
@@ -96,7 +97,8 @@ def make_cfg(**runner: Any) -> LeggedRobotCfgPPO:
 
 
 EXPECTED_KEYS = {
-    "iteration", "Train/mean_reward", "Train/mean_episode_length", "Episode/distance", "Perf/fps",
+    "iteration", "Train/mean_reward", "Train/mean_episode_length", "Episode/distance",
+    "Episode/nonfinite_resets", "Perf/fps",
     "Perf/collection_time", "Perf/learning_time", "Perf/total_timesteps", "Perf/wall_time", "Loss/value_loss",
     "Loss/surrogate_loss", "Loss/entropy", "Loss/approx_kl", "Loss/clip_fraction",
     "Loss/explained_variance", "Loss/learning_rate", "Policy/mean_action_std",
@@ -148,7 +150,7 @@ def test_save_load_resume(tmp_path):
     first.learn(2)
     path = tmp_path / "model_2.pt"
     ckpt = torch.load(path, weights_only=True)
-    assert set(ckpt) == set(CHECKPOINT_KEYS)
+    assert set(ckpt) == set(CHECKPOINT_KEYS) | set(OPTIONAL_CHECKPOINT_KEYS)
     assert ckpt["iter"] == 2
 
     first.alg.set_learning_rate(3.3e-4)  # distinguishable from the config's value
@@ -275,3 +277,103 @@ def test_wall_time_grows_with_iterations(tmp_path):
     runner.learn(3)
     walls = [m["Perf/wall_time"] for m in read_metrics(tmp_path)]
     assert len(walls) == 3 and walls[0] > 0 and walls[0] < walls[1] < walls[2]
+
+
+class DeviceEnv(PointMassEnv):
+    """PointMassEnv stepped with mask arithmetic only (no host read), returning the new extras
+    contract: "episode" sums over the envs that reset, "episode_count", "nonfinite_resets".
+
+    `faults_per_step` envs (the first ones) "diverge" every step: reset, done, reward 0, counted.
+    `nan_obs_from_step`: from that step on, env 0's observation is NaN (a broken env).
+    """
+
+    def __init__(self, *args: Any, faults_per_step: int = 0, nan_obs_from_step: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fault_mask = torch.arange(self.num_envs) < faults_per_step
+        self.nan_obs_from_step = nan_obs_from_step
+        self.steps = 0
+        self.nonfinite_actions_seen = torch.zeros((), dtype=torch.bool)
+
+    def step(self, actions: torch.Tensor):
+        self.nonfinite_actions_seen |= ~torch.isfinite(actions).all()
+        self.steps += 1
+        self.pos += 0.2 * actions.clamp(-1.0, 1.0)
+        rewards = torch.where(self.fault_mask, 0.0, -(self.target - self.pos).norm(dim=1))
+        self.episode_sum += rewards
+        self.episode_length_buf += 1
+        time_outs = (self.episode_length_buf >= self.max_episode_length) & ~self.fault_mask
+        dones = time_outs | (self.pos.abs() > 3.0).any(dim=1) | self.fault_mask
+        episode_s = self.max_episode_length * self.dt
+        extras: dict[str, Any] = {
+            "time_outs": time_outs, "episode": {"distance": (self.episode_sum * dones).sum() / episode_s},
+            "episode_count": dones.sum(), "nonfinite_resets": self.fault_mask.sum(),
+        }
+        fresh = 2 * torch.rand(2, self.num_envs, 2, generator=self.generator) - 1
+        self.pos = torch.where(dones[:, None], fresh[0], self.pos)
+        self.target = torch.where(dones[:, None], fresh[1], self.target)
+        self.episode_length_buf.masked_fill_(dones, 0)
+        self.episode_sum.masked_fill_(dones, 0.0)
+        obs = self.get_observations()
+        if self.nan_obs_from_step is not None and self.steps >= self.nan_obs_from_step:
+            obs[0] = float("nan")
+        return obs, self.get_privileged_observations(), rewards, dones, extras
+
+
+def test_collection_makes_no_host_sync(tmp_path):
+    from tests.sync_guard import HostSyncError, no_host_sync
+
+    env = DeviceEnv(num_envs=8, max_episode_length=5, privileged=True, faults_per_step=1)
+    runner = OnPolicyRunner(env, make_cfg(max_nonfinite_fraction=10.0), tmp_path)
+    runner.obs_normalizer.until = 20  # the freeze (count >= until) happens inside the guarded steps
+    obs, critic_obs = runner._observations(env.get_observations(), env.get_privileged_observations())
+    for _ in range(2):  # two rollouts of 8 steps: episodes end, the ring buffers fill, normalizer freezes
+        with no_host_sync():
+            obs, critic_obs, complete = runner.collect(obs, critic_obs)
+        assert complete
+        runner.alg.storage.clear()
+    assert int(runner.obs_normalizer.count) == 24  # 8 + 8 + 8 samples, then frozen at >= 20
+    with pytest.raises(HostSyncError), no_host_sync():  # the guard does catch the per-iteration read
+        runner.episode_stats.pop_metrics()
+    metrics = runner.episode_stats.pop_metrics()
+    assert metrics["Episode/nonfinite_resets"] == 16.0
+    assert metrics["Train/mean_episode_length"] > 0 and "Episode/distance" in metrics
+    assert not bool(env.nonfinite_actions_seen)
+
+
+def test_episode_stats_windows_and_terms():
+    from collections import deque
+
+    from gym.rl import EpisodeStats
+
+    gen = torch.Generator().manual_seed(3)
+    stats, n = EpisodeStats(150, "cpu", buffer_len=100), 150
+    rewards_ref, lengths_ref = deque(maxlen=100), deque(maxlen=100)
+    running, length = torch.zeros(n), torch.zeros(n)
+    for step in range(12):
+        rewards = torch.randn(n, generator=gen)
+        p = 0.95 if step == 5 else 0.1  # step 5: more than 100 envs finish at once
+        dones = torch.rand(n, generator=gen) < p
+        running += rewards
+        length += 1
+        rewards_ref.extend(running[dones].tolist())
+        lengths_ref.extend(length[dones].tolist())
+        running[dones], length[dones] = 0.0, 0.0
+        stats.step(rewards, dones, {"episode": {"a": torch.tensor(2.0 * step)}, "episode_count": torch.tensor(step),
+                                    "nonfinite_resets": torch.tensor(1)})
+    metrics = stats.pop_metrics()
+    assert metrics["Train/mean_reward"] == pytest.approx(sum(rewards_ref) / len(rewards_ref), rel=1e-5)
+    assert metrics["Train/mean_episode_length"] == pytest.approx(sum(lengths_ref) / len(lengths_ref))
+    assert metrics["Episode/a"] == pytest.approx(2.0)  # sum(2 * step) / sum(step)
+    assert metrics["Episode/nonfinite_resets"] == 12.0
+    stats.step(torch.zeros(n), torch.zeros(n, dtype=torch.bool),
+               {"episode": {"a": torch.tensor(0.0)}, "episode_count": torch.tensor(0)})
+    again = stats.pop_metrics()
+    assert "Episode/a" not in again and again["Episode/nonfinite_resets"] == 0.0  # count 0: no value
+    old = EpisodeStats(4, "cpu")  # the old contract: per-step means, no count -> mean of the means
+    for value in (1.0, 3.0):
+        old.step(torch.zeros(4), torch.ones(4, dtype=torch.bool), {"episode": {"a": value}})
+    assert old.pop_metrics()["Episode/a"] == 2.0
+    restored = EpisodeStats(n, "cpu")
+    restored.load_state_dict(stats.state_dict())
+    assert restored.pop_metrics()["Train/mean_reward"] == pytest.approx(metrics["Train/mean_reward"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,30 +23,59 @@ CHECKPOINT_KEYS = (
     "critic_obs_norm_state_dict",
     "infos",
 )
+# Written since checkpoints resume exactly; older files without them still load.
+OPTIONAL_CHECKPOINT_KEYS = ("rng_state", "episode_stats", "env_info")
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, incomplete or does not fit the model / env."""
 
 
+class CheckpointWriteError(CheckpointError, OSError):
+    """Writing a checkpoint failed (disk full, no permission, ...); the previous file is intact.
+
+    Both a `CheckpointError` and an `OSError`; `errno` is the underlying error's number.
+    """
+
+
+def _write_problem(path: Path, e: OSError) -> CheckpointWriteError:
+    causes = {
+        errno.ENOSPC: "the disk is full: free space or set LEGGED_GYM_LOGS_DIR to a folder on another disk",
+        errno.EDQUOT: "the disk quota is exceeded: free space or set LEGGED_GYM_LOGS_DIR elsewhere",
+        errno.EACCES: f"no permission to write in {path.parent}: fix its permissions or set LEGGED_GYM_LOGS_DIR",
+        errno.EPERM: f"no permission to write in {path.parent}: fix its permissions or set LEGGED_GYM_LOGS_DIR",
+        errno.EROFS: f"{path.parent} is on a read-only file system: set LEGGED_GYM_LOGS_DIR elsewhere",
+    }
+    cause = causes.get(e.errno or -1, f"{type(e).__name__}: {e}")
+    state = "the previous file there is unchanged" if path.exists() else "no file was written"
+    error = CheckpointWriteError(f"cannot write checkpoint {path}: {cause} ({state})")
+    error.errno = e.errno
+    return error
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temp file in the target folder, flush + fsync, then os.replace onto `path`.
 
     A crash at any point leaves either the old file or the new one, never a truncated file, and
-    the temp file is removed when saving fails.
+    the temp file is removed when saving fails. Raises `CheckpointWriteError` (an OSError) naming
+    the path and the cause (disk full, permission, ...) when the file cannot be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+    except BaseException as e:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        if isinstance(e, OSError) and not isinstance(e, CheckpointWriteError):
+            raise _write_problem(path, e) from e
         raise
     _fsync_dir(path.parent)
     return path
@@ -80,6 +112,87 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing keys {missing}")
     return ckpt
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Cheap readability test without unpickling: None if `path` is a complete torch zip archive
+    (every member's CRC checks out), else the problem in words (missing, truncated, corrupt)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except FileNotFoundError:
+        return "file does not exist"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        return f"not a readable torch checkpoint (truncated or corrupt: {e})"
+    if bad is not None:
+        return f"corrupt member {bad!r} (CRC mismatch)"
+    return None
+
+
+def nonfinite_entries(name: str, state: Any) -> list[str]:
+    """Keys of the floating-point tensors in a (nested) state dict that hold NaN or Inf,
+    e.g. ["model_state_dict.actor.0.weight"]. Reads every tensor (a host sync; not per step)."""
+    found: list[str] = []
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() and not bool(torch.isfinite(state).all()):
+            found.append(name)
+    elif isinstance(state, Mapping):
+        for key, value in state.items():
+            found += nonfinite_entries(f"{name}.{key}", value)
+    elif isinstance(state, list | tuple):
+        for i, value in enumerate(state):
+            found += nonfinite_entries(f"{name}[{i}]", value)
+    elif isinstance(state, float) and not math.isfinite(state):
+        found.append(name)
+    return found
+
+
+def save_finite_checkpoint(checkpoint: Mapping[str, Any], path: str | Path, keys: Iterable[str]) -> Path:
+    """`atomic_save` after checking that nothing under `keys` is NaN / Inf; raises
+    `gym.rl.errors.NonFiniteError` (nothing written) naming the bad entries otherwise."""
+    from gym.rl.errors import NonFiniteError
+
+    bad = [entry for key in keys for entry in nonfinite_entries(key, checkpoint[key])]
+    if bad:
+        raise NonFiniteError(f"refusing to save {path}: non-finite values in {_short(bad)}; "
+                             "nothing non-finite is ever written as a checkpoint")
+    return atomic_save(dict(checkpoint), path)
+
+
+def env_info(env: Any) -> dict[str, Any]:
+    """{"num_obs", "num_privileged_obs", "num_actions"} of a VecEnv, plus "joint_names" and
+    "robot" (cfg.asset.name) where the env has them: what a checkpoint is trained for."""
+    info: dict[str, Any] = {"num_obs": int(env.num_obs),
+                            "num_privileged_obs": int(env.num_privileged_obs or env.num_obs),
+                            "num_actions": int(env.num_actions)}
+    joint_names = getattr(env, "joint_names", None)
+    if joint_names is not None:
+        info["joint_names"] = [str(j) for j in joint_names]
+    robot = getattr(getattr(getattr(env, "cfg", None), "asset", None), "name", None)
+    if robot:
+        info["robot"] = str(robot)
+    return info
+
+
+def env_info_problems(saved: Any, here: Mapping[str, Any]) -> list[str]:
+    """Differences in robot and joint names between a checkpoint's env_info and this env's, in
+    words (sizes are reported from the network shapes). Checkpoints without env_info pass."""
+    if not isinstance(saved, Mapping):
+        return []
+    problems = []
+    if "robot" in saved and "robot" in here and saved["robot"] != here["robot"]:
+        problems.append(f"it was trained for robot {saved['robot']!r}; this env is robot {here['robot']!r}")
+    old, new = saved.get("joint_names"), here.get("joint_names")
+    if old is not None and new is not None and list(old) != list(new):
+        if sorted(old) == sorted(new):
+            problems.append(f"the joint order differs: checkpoint {list(old)}, env {list(new)}")
+        else:
+            only_old = [j for j in old if j not in new]
+            only_new = [j for j in new if j not in old]
+            problems.append(f"it was trained with joints {list(old)}; this env has joints {list(new)} "
+                            f"(only in the checkpoint: {only_old}; only in the env: {only_new})")
+    return problems
 
 
 def state_dict_problems(name: str, expected: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:

@@ -4,8 +4,12 @@
 Metric keys (one flat dict per iteration, all floats):
     Train/mean_reward, Train/mean_episode_length   over the last <= 100 finished episodes
                                                    (absent until an episode has finished)
-    Episode/<term>                                 mean of the env's extras["episode"] this iteration
-    Perf/fps, Perf/collection_time, Perf/learning_time, Perf/total_timesteps
+    Episode/<term>                                 sum of extras["episode"][term] over this iteration's
+                                                   steps / sum of extras["episode_count"] (absent when
+                                                   no episode ended this iteration)
+    Episode/nonfinite_resets                       envs reset this iteration because their physics,
+                                                   observations or rewards went non-finite
+    Perf/fps, Perf/collection_time, Perf/learning_time, Perf/total_timesteps, Perf/wall_time
     Loss/value_loss, Loss/surrogate_loss, Loss/entropy, Loss/approx_kl, Loss/clip_fraction,
     Loss/explained_variance, Loss/learning_rate
     Policy/mean_action_std
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
+import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,49 +31,114 @@ from tqdm import tqdm
 LoggerFn = Callable[[dict[str, float], int], None]
 
 
-def _to_float(value: Any) -> float:
-    if isinstance(value, torch.Tensor):
-        return float(value.detach().float().mean()) if value.numel() else float("nan")
-    return float(value)
-
-
 class EpisodeStats:
-    """Per-env running reward sums / lengths; finished episodes go into 100-long buffers."""
+    """Per-env running episode reward sums / lengths and the last `buffer_len` finished episodes,
+    all kept on `device` so that `step` never synchronises with the host; `pop_metrics` reads
+    everything once per iteration.
 
-    def __init__(self, num_envs: int, device: torch.device, buffer_len: int = 100) -> None:
-        self.reward_buffer: deque[float] = deque(maxlen=buffer_len)
-        self.length_buffer: deque[float] = deque(maxlen=buffer_len)
-        self.current_reward_sum = torch.zeros(num_envs, device=device)
-        self.current_length = torch.zeros(num_envs, device=device)
-        self.episode_infos: list[Mapping[str, Any]] = []
+    The finished-episode windows are ring buffers of `buffer_len + 1` slots: the last slot is a
+    dummy that envs which did not finish write into, so `step` needs no boolean-mask indexing.
+    """
+
+    def __init__(self, num_envs: int, device: torch.device | str, buffer_len: int = 100) -> None:
+        if buffer_len < 1:
+            raise ValueError(f"buffer_len must be >= 1, got {buffer_len}")
+        self.device = torch.device(device)
+        self.buffer_len = buffer_len
+        self.current_reward_sum = torch.zeros(num_envs, device=self.device)
+        self.current_length = torch.zeros(num_envs, device=self.device)
+        self.reward_ring = torch.zeros(buffer_len + 1, device=self.device)
+        self.length_ring = torch.zeros(buffer_len + 1, device=self.device)
+        self.write_ptr = torch.zeros((), dtype=torch.long, device=self.device)  # next slot to write
+        self.num_finished = torch.zeros((), dtype=torch.long, device=self.device)  # ever, capped below
+        self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=self.device)  # this iteration
+        self.term_sums: dict[str, torch.Tensor] = {}  # this iteration, 0-dim
+        self.term_counts: dict[str, torch.Tensor] = {}  # this iteration, 0-dim
 
     def step(self, rewards: torch.Tensor, dones: torch.Tensor, extras: Mapping[str, Any]) -> None:
-        """rewards (N,), dones (N,) of one env step (before any time-out bootstrap)."""
-        if "episode" in extras:
-            self.episode_infos.append(extras["episode"])
+        """Fold in one env step: rewards (N,) float, dones (N,) bool (before any time-out
+        bootstrap) and the env's extras ("episode", "episode_count", "nonfinite_resets"; each
+        optional). Device tensor arithmetic only: no host read."""
+        done = dones.reshape(-1).to(self.device, torch.bool)
         self.current_reward_sum += rewards.reshape(-1).to(self.current_reward_sum)
-        self.current_length += 1
-        done_ids = dones.reshape(-1).to(self.current_length.device).nonzero(as_tuple=True)[0]
-        if done_ids.numel():
-            self.reward_buffer.extend(self.current_reward_sum[done_ids].tolist())
-            self.length_buffer.extend(self.current_length[done_ids].tolist())
-            self.current_reward_sum[done_ids] = 0.0
-            self.current_length[done_ids] = 0.0
+        self.current_length += 1.0
+        # slot of each finished env: write_ptr, write_ptr + 1, ... in env order; only the newest
+        # buffer_len of them are kept (more could collide), the others go to the dummy slot
+        order = torch.cumsum(done.long(), 0)
+        total = order[-1]
+        keep = done & (order > total - self.buffer_len)
+        slots = torch.where(keep, (self.write_ptr + order - 1) % self.buffer_len, self.buffer_len)
+        self.reward_ring.scatter_(0, slots, self.current_reward_sum)
+        self.length_ring.scatter_(0, slots, self.current_length)
+        self.write_ptr.copy_((self.write_ptr + total) % self.buffer_len)
+        self.num_finished.copy_(torch.clamp(self.num_finished + total, max=self.buffer_len))
+        self.current_reward_sum.masked_fill_(done, 0.0)
+        self.current_length.masked_fill_(done, 0.0)
+
+        episode = extras.get("episode")
+        if episode:
+            count = extras.get("episode_count")
+            # without "episode_count" the values are per-step means (old contract): weight 1 each
+            count = torch.as_tensor(1.0 if count is None else count, device=self.device)
+            for name, value in episode.items():
+                if name not in self.term_sums:
+                    self.term_sums[name] = torch.zeros((), device=self.device)
+                    self.term_counts[name] = torch.zeros((), device=self.device)
+                self.term_sums[name] += torch.as_tensor(value, device=self.device).float().sum()
+                self.term_counts[name] += count.float().sum()
+        nonfinite = extras.get("nonfinite_resets")
+        if nonfinite is not None:
+            self.nonfinite_resets += torch.as_tensor(nonfinite, device=self.device).long().sum()
 
     def pop_metrics(self) -> dict[str, float]:
-        """Train/* over the buffers and Episode/* averaged over this iteration; clears the latter."""
+        """Train/* over the finished-episode windows, Episode/* of this iteration (one host read);
+        clears this iteration's Episode/* accumulators."""
+        names = list(self.term_sums)
+        packed = torch.cat([
+            self.reward_ring[:-1], self.length_ring[:-1], self.num_finished.float().reshape(1),
+            self.nonfinite_resets.float().reshape(1),
+            torch.stack([self.term_sums[n] for n in names]) if names else torch.zeros(0, device=self.device),
+            torch.stack([self.term_counts[n] for n in names]) if names else torch.zeros(0, device=self.device),
+        ]).tolist()
+        L = self.buffer_len
+        rewards, lengths, n, nonfinite = packed[:L], packed[L:2 * L], int(packed[2 * L]), packed[2 * L + 1]
+        sums, counts = packed[2 * L + 2:2 * L + 2 + len(names)], packed[2 * L + 2 + len(names):]
         metrics: dict[str, float] = {}
-        if self.reward_buffer:
-            metrics["Train/mean_reward"] = sum(self.reward_buffer) / len(self.reward_buffer)
-            metrics["Train/mean_episode_length"] = sum(self.length_buffer) / len(self.length_buffer)
-        values: dict[str, list[float]] = {}
-        for info in self.episode_infos:
-            for name, value in info.items():
-                values.setdefault(name, []).append(_to_float(value))
-        for name, vals in values.items():
-            metrics[f"Episode/{name}"] = sum(vals) / len(vals)
-        self.episode_infos.clear()
+        if n > 0:
+            metrics["Train/mean_reward"] = sum(rewards[:n]) / n
+            metrics["Train/mean_episode_length"] = sum(lengths[:n]) / n
+        for name, total, count in zip(names, sums, counts):
+            if count > 0:
+                metrics[f"Episode/{name}"] = total / count
+        metrics["Episode/nonfinite_resets"] = nonfinite
+        self.term_sums.clear()
+        self.term_counts.clear()
+        self.nonfinite_resets.zero_()
         return metrics
+
+    def reset_running(self) -> None:
+        """Forget the unfinished episodes (the envs restarted from fresh resets, e.g. after a resume)."""
+        self.current_reward_sum.zero_()
+        self.current_length.zero_()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The finished-episode windows (copies): what a resumed run needs to continue Train/*."""
+        return {"reward_ring": self.reward_ring.clone(), "length_ring": self.length_ring.clone(),
+                "write_ptr": self.write_ptr.clone(), "num_finished": self.num_finished.clone()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore `state_dict()`; raises ValueError when the window length differs."""
+        for key in ("reward_ring", "length_ring", "write_ptr", "num_finished"):
+            if key not in state:
+                raise ValueError(f"episode statistics lack {key!r}")
+        if state["reward_ring"].shape != self.reward_ring.shape:
+            raise ValueError(f"episode statistics window holds {state['reward_ring'].numel() - 1} "
+                             f"episodes in the checkpoint but {self.buffer_len} here")
+        self.reward_ring.copy_(state["reward_ring"])
+        self.length_ring.copy_(state["length_ring"])
+        self.write_ptr.copy_(state["write_ptr"])
+        self.num_finished.copy_(state["num_finished"])
+        self.reset_running()
 
 
 def format_table(metrics: Mapping[str, float], title: str) -> str:
@@ -94,7 +164,9 @@ class MetricsLogger:
         self.callbacks.append(fn)
 
     def start(self, start_iteration: int, end_iteration: int) -> None:
-        """Open the progress bar over [start, end) and the metrics file (append mode)."""
+        """Open the progress bar over [start, end) and the metrics file (append mode), first
+        dropping records of iterations > start_iteration (a resume from an earlier checkpoint in
+        the same run folder) so that no iteration is ever recorded twice."""
         self.close()
         self._bar = tqdm(
             total=end_iteration - start_iteration, desc="learning", unit="it", dynamic_ncols=True
@@ -102,7 +174,9 @@ class MetricsLogger:
         self._end = end_iteration
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.log_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            path = self.log_dir / "metrics.jsonl"
+            drop_records_after(path, start_iteration)
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     def log(self, metrics: dict[str, float], iteration: int) -> None:
         """Record the metrics of `iteration` (the number of completed learning iterations)."""
@@ -127,3 +201,32 @@ class MetricsLogger:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def drop_records_after(path: Path, iteration: int) -> int:
+    """Rewrite the metrics file `path` atomically without the records of iterations > `iteration`
+    and without unreadable lines (e.g. one cut short by a crash). Returns the number dropped;
+    a missing file is left missing."""
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record_iteration = int(json.loads(line)["iteration"])
+        except (ValueError, KeyError, TypeError):
+            dropped += 1
+            continue
+        if record_iteration <= iteration:
+            keep.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in keep))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        warnings.warn(f"{path}: dropped {dropped} record(s) after iteration {iteration} (training resumes "
+                      f"from iteration {iteration}; each iteration is recorded once)", stacklevel=2)
+    return dropped

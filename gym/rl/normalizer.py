@@ -53,13 +53,16 @@ class EmpiricalNormalization(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Merge batch statistics (n_b, mean_b, var_b) into (n_a, mean_a, var_a):
+        """Merge batch statistics (n_b, mean_b, var_b) of x (B, *shape) into (n_a, mean_a, var_a):
 
         n = n_a + n_b,  delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
         var = (n_a * var_a + n_b * var_b + delta^2 * n_a * n_b / n) / n.
+
+        Once `count` >= `until` the statistics stay as they are. That test is a device-side
+        `torch.where`, so an update never reads a value back to the host (no CUDA sync per step).
         """
         n_b = x.shape[0]
-        if n_b == 0 or (self.until is not None and int(self.count) >= self.until):
+        if n_b == 0:
             return
         x = x.detach().to(self._mean.dtype)
         mean_b = x.mean(dim=0, keepdim=True)
@@ -69,8 +72,15 @@ class EmpiricalNormalization(nn.Module):
         delta = mean_b - self._mean
         mean = self._mean + delta * (n_b / n)
         var = (n_a * self._var + n_b * var_b + delta.square() * (n_a * n_b / n)) / n
+        std = var.sqrt()
+        if self.until is not None:
+            active = self.count < self.until  # 0-dim bool on the device
+            mean = torch.where(active, mean, self._mean)
+            var = torch.where(active, var, self._var)
+            std = torch.where(active, std, self._std)
+            n_b = active.long() * n_b
         # in-place copies keep the buffers ordinary tensors even under torch.inference_mode()
         self._mean.copy_(mean)
         self._var.copy_(var)
-        self._std.copy_(var.sqrt())
+        self._std.copy_(std)
         self.count.add_(n_b)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import random
+import signal
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +17,30 @@ import torch
 from torch import nn
 
 from gym.envs.base.legged_robot_config import LeggedRobotCfgPPO
+from gym.physics.base import PhysicsError
 from gym.rl.actor_critic import ActorCritic
-from gym.rl.checkpoint import CheckpointError, atomic_save, read_checkpoint, state_dict_problems
+from gym.rl.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    env_info,
+    env_info_problems,
+    read_checkpoint,
+    save_finite_checkpoint,
+    state_dict_problems,
+)
+from gym.rl.errors import NonFiniteError, NonFiniteResetsError, PhysicsBufferError, TrainingInterrupted
 from gym.rl.logger import EpisodeStats, LoggerFn, MetricsLogger
 from gym.rl.normalizer import EmpiricalNormalization
 from gym.rl.ppo import PPO
+from gym.rl.signals import GracefulStop, resume_line
 from gym.rl.vec_env import VecEnv
+from gym.utils.seeding import get_rng_state, set_rng_state
 
 NORMALIZER_UNTIL = int(1e8)  # samples after which the observation statistics freeze (rsl_rl)
+MAX_NONFINITE_FRACTION = 0.25  # default of runner.max_nonfinite_fraction
+# checked for NaN / Inf before any save
+_SAVED_KEYS = ("model_state_dict", "optimizer_state_dict", "obs_norm_state_dict", "critic_obs_norm_state_dict",
+               "learning_rate")
 
 
 class InferencePolicy(nn.Module):
@@ -52,7 +71,11 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 class OnPolicyRunner:
-    """PPO training loop for `env` configured by `train_cfg` (seed, policy, algorithm, runner)."""
+    """PPO training loop for `env` configured by `train_cfg` (seed, policy, algorithm, runner).
+
+    Set `task_name` (train.py does) so that an interrupted run prints the exact train.py command
+    that resumes it, or `resume_hint`, a format string with {checkpoint}, {run} and {iteration}.
+    """
 
     def __init__(
         self, env: VecEnv, train_cfg: LeggedRobotCfgPPO, log_dir: str | Path | None, device: str = "cpu"
@@ -89,6 +112,7 @@ class OnPolicyRunner:
                 f"runner.num_steps_per_env ({self.num_steps_per_env}) and runner.save_interval "
                 f"({self.save_interval}) must be >= 1"
             )
+        self.max_nonfinite_fraction = float(getattr(run, "max_nonfinite_fraction", MAX_NONFINITE_FRACTION))
         self.empirical_normalization = bool(run.empirical_normalization)
         if self.empirical_normalization:
             self.obs_normalizer: nn.Module = EmpiricalNormalization(env.num_obs, until=NORMALIZER_UNTIL)
@@ -103,7 +127,12 @@ class OnPolicyRunner:
             env.num_envs, self.num_steps_per_env, (env.num_obs,), (num_critic_obs,), (env.num_actions,)
         )
         self.current_learning_iteration = 0
+        self.episode_stats = EpisodeStats(env.num_envs, self.device)
         self.logger = MetricsLogger(self.log_dir)
+        self.task_name: str | None = None
+        self.resume_hint: str | None = None
+        self._stop = GracefulStop()
+        self._last_good: dict[str, Any] | None = None  # state at the start of the current iteration
 
     # ------------------------------------------------------------------ training
     def add_logger(self, fn: LoggerFn) -> None:
@@ -118,63 +147,170 @@ class OnPolicyRunner:
         critic_obs = privileged_obs.to(self.device) if privileged_obs is not None else obs
         return self.obs_normalizer(obs), self.critic_obs_normalizer(critic_obs)
 
+    def collect(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """One rollout of num_steps_per_env steps from normalized obs (N, O) / critic_obs (N, P),
+        then GAE. Device work only: nothing is read back to the host. Returns the last (obs,
+        critic_obs) and whether the rollout is complete (False: a stop signal cut it short)."""
+        env = self.env
+        with torch.inference_mode(), torch_threads(self.collection_threads):
+            for _ in range(self.num_steps_per_env):
+                actions = self.alg.act(obs, critic_obs)
+                # a NaN action is counted in alg.nonfinite_policy_steps; the env never sees it
+                env_actions = torch.nan_to_num(actions, nan=0.0, posinf=0.0, neginf=0.0).to(env.device)
+                raw_obs, raw_priv, rewards, dones, extras = env.step(env_actions)
+                obs, critic_obs = self._observations(raw_obs, raw_priv)
+                rewards, dones = rewards.to(self.device), dones.to(self.device)
+                self.alg.process_env_step(rewards, dones, extras)
+                self.episode_stats.step(rewards, dones, extras)
+                if self._stop.requested:
+                    return obs, critic_obs, False
+            self.alg.compute_returns(critic_obs)
+        return obs, critic_obs, True
+
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         """Run `num_learning_iterations` iterations of (rollout, PPO update), continuing the count
-        from `current_learning_iteration`; saves model_<it>.pt every save_interval and at the end."""
+        from `current_learning_iteration`; saves model_<it>.pt every save_interval and at the end.
+
+        Raises:
+            TrainingInterrupted: SIGINT / SIGTERM arrived (a SystemExit, code 130 / 143), after
+                the last completed iteration was saved and a resume command printed.
+            NonFiniteError: NaN / Inf policy output, loss or gradient, after saving the state at
+                the start of the iteration (its `checkpoint`).
+            NonFiniteResetsError: more than runner.max_nonfinite_fraction * num_envs envs went
+                non-finite in one iteration, after saving the state at the start of it.
+            CheckpointWriteError: the final checkpoint could not be written (a failed periodic
+                save only warns and training goes on).
+        """
         env = self.env
         if init_at_random_ep_len:
             env.episode_length_buf = torch.randint_like(
                 env.episode_length_buf, high=max(int(env.max_episode_length), 1)
             )
         self.train_mode()
+        self.alg.storage.clear()  # a rollout cut short by an earlier interrupt or error is discarded
+        self.alg.nonfinite_policy_steps.zero_()
         obs, critic_obs = self._observations(env.get_observations(), env.get_privileged_observations())
-        stats = EpisodeStats(env.num_envs, self.device)
         start = self.current_learning_iteration
         end = start + num_learning_iterations
         steps_per_iteration = self.num_steps_per_env * env.num_envs
         self.logger.start(start, end)
         learn_start = time.perf_counter()
-        try:
-            for it in range(start, end):
-                t0 = time.perf_counter()
-                with torch.inference_mode(), torch_threads(self.collection_threads):
-                    for _ in range(self.num_steps_per_env):
-                        actions = self.alg.act(obs, critic_obs)
-                        raw_obs, raw_priv, rewards, dones, extras = env.step(actions.to(env.device))
-                        obs, critic_obs = self._observations(raw_obs, raw_priv)
-                        rewards, dones = rewards.to(self.device), dones.to(self.device)
-                        self.alg.process_env_step(rewards, dones, extras)
-                        stats.step(rewards, dones, extras)
-                    self.alg.compute_returns(critic_obs)
-                t1 = time.perf_counter()
-                losses = self.alg.update()
-                t2 = time.perf_counter()
+        with self._stop:
+            try:
+                for it in range(start, end):
+                    self._last_good = self._checkpoint_state(clone=True)
+                    t0 = time.perf_counter()
+                    obs, critic_obs, complete = self.collect(obs, critic_obs)
+                    if not complete:
+                        self._interrupt(self._last_good)
+                    self._check_collection(it)
+                    t1 = time.perf_counter()
+                    try:
+                        losses = self.alg.update()
+                    except NonFiniteError as e:
+                        raise self._failed(NonFiniteError, str(e)) from e
+                    t2 = time.perf_counter()
 
-                self.current_learning_iteration = it + 1
-                metrics = stats.pop_metrics()
-                metrics.update({
-                    "Perf/fps": steps_per_iteration / (t2 - t0),
-                    "Perf/collection_time": t1 - t0,
-                    "Perf/learning_time": t2 - t1,
-                    "Perf/total_timesteps": float(steps_per_iteration * (it + 1)),
-                    "Perf/wall_time": t2 - learn_start,  # [s] since this learn() call began
-                })
-                metrics.update({f"Loss/{k}": v for k, v in losses.items()})
-                metrics["Policy/mean_action_std"] = float(self.alg.actor_critic.log_std.detach().exp().mean())
-                self.logger.log(metrics, self.current_learning_iteration)
-                if self.log_dir is not None and self.current_learning_iteration % self.save_interval == 0:
-                    self.save(self.log_dir / f"model_{self.current_learning_iteration}.pt")
-        finally:
-            self.logger.close()
+                    self.current_learning_iteration = it + 1
+                    metrics = self.episode_stats.pop_metrics()
+                    metrics.update({
+                        "Perf/fps": steps_per_iteration / (t2 - t0),
+                        "Perf/collection_time": t1 - t0,
+                        "Perf/learning_time": t2 - t1,
+                        "Perf/total_timesteps": float(steps_per_iteration * (it + 1)),
+                        "Perf/wall_time": t2 - learn_start,  # [s] since this learn() call began
+                    })
+                    metrics.update({f"Loss/{k}": v for k, v in losses.items()})
+                    metrics["Policy/mean_action_std"] = float(self.alg.actor_critic.log_std.detach().exp().mean())
+                    self.logger.log(metrics, self.current_learning_iteration)
+                    if self._stop.requested:
+                        self._interrupt(None)
+                    if self.log_dir is not None and self.current_learning_iteration % self.save_interval == 0:
+                        self._periodic_save(self.log_dir / f"model_{self.current_learning_iteration}.pt")
+            finally:
+                self.logger.close()
+                self._last_good = None
         if self.log_dir is not None and end % self.save_interval != 0 and num_learning_iterations > 0:
             self.save(self.log_dir / f"model_{end}.pt")
 
+    def _check_collection(self, it: int) -> None:
+        """One host read per iteration: non-finite policy steps (-> NonFiniteError) and envs reset
+        for non-finite physics (-> NonFiniteResetsError above the allowed fraction)."""
+        bad_steps, nonfinite = torch.stack(
+            [self.alg.nonfinite_policy_steps, self.episode_stats.nonfinite_resets]
+        ).tolist()
+        self.alg.nonfinite_policy_steps.zero_()
+        if bad_steps:
+            raise self._failed(NonFiniteError, (
+                f"the policy produced NaN / Inf actions or values in {bad_steps} of {self.num_steps_per_env} "
+                f"steps of iteration {it + 1}. Likely causes: weights diverged (learning rate too high: "
+                "lower algorithm.learning_rate or use schedule='adaptive') or non-finite observations"))
+        check_buffers = getattr(self.env, "check_buffers", None)  # MuJoCo Warp nconmax / njmax
+        if check_buffers is not None:
+            try:
+                check_buffers()
+            except PhysicsError as e:
+                raise self._failed(PhysicsBufferError, str(e)) from e
+        limit = self.max_nonfinite_fraction * self.env.num_envs
+        if nonfinite > limit:
+            raise self._failed(NonFiniteResetsError, (
+                f"{nonfinite} envs went non-finite (NaN / Inf physics, observations or rewards) and were reset "
+                f"in iteration {it + 1}: more than runner.max_nonfinite_fraction = {self.max_nonfinite_fraction:g} "
+                f"of {self.env.num_envs} envs. Likely causes: sim.dt too large for the gains, PD gains "
+                "(control.stiffness / damping) or action_scale too high, bad masses, inertias or joint limits "
+                "in the MJCF, or a broken model"))
+
+    def _failed(self, kind: type[NonFiniteError] | type[PhysicsError], message: str) -> Exception:
+        """Write the last good state (start of this iteration) and build the error to raise."""
+        path = None
+        if self.log_dir is not None and self._last_good is not None:
+            path = self.log_dir / f"model_{self._last_good['iter']}.pt"
+            try:
+                save_finite_checkpoint(dict(self._last_good, infos=None), path, _SAVED_KEYS)
+            except (CheckpointError, NonFiniteError) as e:
+                message += f". The last good state could not be saved either: {e}"
+                path = None
+        if path is not None:
+            message += f". Last good state (iteration {self._last_good['iter']}) saved to {path}"
+        return kind(message, checkpoint=path)
+
+    def _interrupt(self, state: dict[str, Any] | None) -> None:
+        """Save `state` (None: the current, completed iteration), print how to resume, raise
+        TrainingInterrupted. A failed save raises CheckpointWriteError instead."""
+        signum = self._stop.signum or signal.SIGINT
+        iteration = self.current_learning_iteration if state is None else int(state["iter"])
+        path = None
+        if self.log_dir is not None:
+            path = self.log_dir / f"model_{iteration}.pt"
+            if state is None:
+                self.save(path)
+            else:
+                save_finite_checkpoint(dict(state, infos=None), path, _SAVED_KEYS)
+        where = "no checkpoint written (the runner has no log_dir)" if path is None else (
+            f"checkpoint {path}. {resume_line(path, iteration, self.task_name, self.resume_hint)}")
+        message = f"{signal.Signals(signum).name}: interrupted at iteration {iteration}; {where}"
+        print(message, file=sys.stderr, flush=True)
+        raise TrainingInterrupted(signum, iteration, path, message)
+
+    def _periodic_save(self, path: Path) -> None:
+        """A periodic checkpoint that cannot be written warns loudly; training goes on."""
+        try:
+            self.save(path)
+        except CheckpointWriteError as e:
+            message = f"WARNING: periodic checkpoint not written, training continues: {e}"
+            print(message, file=sys.stderr, flush=True)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        except NonFiniteError as e:
+            raise self._failed(NonFiniteError, str(e)) from e
+
     def train_mode(self) -> None:
+        """Policy, critic and normalizers in training mode (normalizer statistics update)."""
         self.alg.actor_critic.train()
         self.obs_normalizer.train()
         self.critic_obs_normalizer.train()
 
     def eval_mode(self) -> None:
+        """Policy, critic and normalizers in eval mode (normalizer statistics frozen)."""
         self.alg.actor_critic.eval()
         self.obs_normalizer.eval()
         self.critic_obs_normalizer.eval()
@@ -189,25 +325,41 @@ class OnPolicyRunner:
         return policy
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path, infos: dict[str, Any] | None = None) -> Path:
-        """Write the checkpoint atomically (temp file + fsync + os.replace); returns the path."""
-        checkpoint = {
-            "model_state_dict": self.alg.actor_critic.state_dict(),
-            "optimizer_state_dict": self.alg.optimizer.state_dict(),
+    def _checkpoint_state(self, clone: bool) -> dict[str, Any]:
+        """Everything a checkpoint holds except "infos"; `clone` deep-copies the tensors."""
+        def c(x: Any) -> Any:
+            return copy.deepcopy(x) if clone else x
+
+        return {
+            "model_state_dict": c(self.alg.actor_critic.state_dict()),
+            "optimizer_state_dict": c(self.alg.optimizer.state_dict()),
             "iter": self.current_learning_iteration,
             "learning_rate": self.alg.learning_rate,
-            "obs_norm_state_dict": self.obs_normalizer.state_dict(),
-            "critic_obs_norm_state_dict": self.critic_obs_normalizer.state_dict(),
-            "infos": infos,
+            "obs_norm_state_dict": c(self.obs_normalizer.state_dict()),
+            "critic_obs_norm_state_dict": c(self.critic_obs_normalizer.state_dict()),
+            "rng_state": get_rng_state(),
+            "episode_stats": self.episode_stats.state_dict(),
+            "env_info": env_info(self.env),
         }
-        return atomic_save(checkpoint, path)
+
+    def save(self, path: str | Path, infos: dict[str, Any] | None = None) -> Path:
+        """Write the checkpoint atomically (temp file + fsync + os.replace); returns the path.
+
+        Holds model, optimizer, iteration, learning rate, normalizers, RNG streams (torch, CUDA,
+        numpy, python), the episode-statistics windows and `env_info()`. Raises NonFiniteError
+        (nothing written) if any parameter, optimizer moment or normalizer statistic is NaN / Inf,
+        CheckpointWriteError (the previous file intact) if the file cannot be written."""
+        return save_finite_checkpoint(dict(self._checkpoint_state(clone=False), infos=infos), path, _SAVED_KEYS)
 
     def load(self, path: str | Path, load_optimizer: bool = True) -> dict[str, Any] | None:
-        """Restore model, normalizers, iteration and (with load_optimizer) the optimizer state and
-        learning rate; returns the checkpoint's infos. Raises CheckpointError on any problem."""
+        """Restore model, normalizers, iteration and (with load_optimizer, i.e. resuming training)
+        the optimizer state, learning rate, RNG streams and episode-statistics windows where the
+        checkpoint has them; returns the checkpoint's infos. Raises CheckpointError on any problem
+        (unreadable file, other robot / joints / observation size / network shape)."""
         path = Path(path)
         ckpt = read_checkpoint(path, map_location=self.device)
-        problems = self._dims_problems(ckpt["model_state_dict"])
+        problems = env_info_problems(ckpt.get("env_info"), env_info(self.env))
+        problems += self._dims_problems(ckpt["model_state_dict"])
         parts = [
             ("model_state_dict", self.alg.actor_critic),
             ("obs_norm_state_dict", self.obs_normalizer),
@@ -216,15 +368,23 @@ class OnPolicyRunner:
         for key, module in parts:
             problems += state_dict_problems(key, module.state_dict(), ckpt[key])
         if problems:
-            raise CheckpointError(f"checkpoint {path} does not fit this env / config: " + "; ".join(problems))
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this env / config: " + "; ".join(problems)
+                + ". Load a checkpoint trained with this robot and config (--load_run / --checkpoint), "
+                "or train from scratch without --resume")
         try:
             for key, module in parts:
                 module.load_state_dict(ckpt[key])
             if load_optimizer:
                 self.alg.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
                 self.alg.set_learning_rate(float(ckpt["learning_rate"]))
+                if ckpt.get("rng_state") is not None:
+                    set_rng_state(ckpt["rng_state"])
+                if ckpt.get("episode_stats") is not None:
+                    self.episode_stats.load_state_dict(ckpt["episode_stats"])
+            self.episode_stats.reset_running()
             self.current_learning_iteration = int(ckpt["iter"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
             raise CheckpointError(f"checkpoint {path}: cannot be restored ({type(e).__name__}: {e})") from e
         return ckpt["infos"]
 

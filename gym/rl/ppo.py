@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gym.rl.actor_critic import ActorCritic
+from gym.rl.errors import NonFiniteError
 from gym.rl.storage import RolloutStorage, Transition
 
 MIN_LEARNING_RATE = 1e-5
@@ -107,6 +108,8 @@ class PPO:
         self.use_clipped_value_loss = use_clipped_value_loss
         self.schedule = schedule
         self.desired_kl = desired_kl
+        # policy steps whose actions or values held NaN / Inf since the last pop (device counter)
+        self.nonfinite_policy_steps = torch.zeros((), dtype=torch.long, device=self.device)
 
     def init_storage(
         self,
@@ -132,11 +135,16 @@ class PPO:
         return self.storage
 
     def act(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> torch.Tensor:
-        """Sample actions (N, A) for obs (N, O) and record the step's policy outputs."""
+        """Sample actions (N, A) for obs (N, O) and record the step's policy outputs.
+
+        A step whose actions or values hold NaN / Inf increments `nonfinite_policy_steps` on the
+        device (no host read here; the runner checks it once per iteration)."""
         ac = self.actor_critic
         t = self.transition
         t.actions = ac.act(obs).detach()
         t.values = ac.evaluate(critic_obs).detach()
+        finite = torch.isfinite(t.actions).all() & torch.isfinite(t.values).all()
+        self.nonfinite_policy_steps += (~finite).long()
         t.actions_log_prob = ac.get_actions_log_prob(t.actions).detach()
         t.action_mean = ac.action_mean.detach()
         t.action_sigma = ac.action_std.detach()
@@ -163,7 +171,11 @@ class PPO:
         self._storage().compute_returns(last_values, self.gamma, self.lam)
 
     def update(self) -> dict[str, float]:
-        """num_learning_epochs x num_mini_batches gradient steps; returns mean statistics."""
+        """num_learning_epochs x num_mini_batches gradient steps; returns mean statistics.
+
+        Raises `NonFiniteError` (before that mini-batch's optimizer step) when the loss or the
+        gradient norm is NaN / Inf; earlier mini-batches of this update have changed the model.
+        """
         storage = self._storage()
         ac = self.actor_critic
         sums = dict.fromkeys(("value_loss", "surrogate_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
@@ -188,7 +200,8 @@ class PPO:
 
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(ac.parameters(), self.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(ac.parameters(), self.max_grad_norm)
+            self._check_finite(num_updates, surrogate, v_loss, entropy.mean(), grad_norm)
             self.optimizer.step()
 
             sums["value_loss"] += v_loss.item()
@@ -203,3 +216,18 @@ class PPO:
         stats["learning_rate"] = self.learning_rate
         storage.clear()
         return stats
+
+    def _check_finite(self, step: int, surrogate: torch.Tensor, v_loss: torch.Tensor,
+                      entropy: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Raise NonFiniteError naming the non-finite loss terms / gradient of mini-batch `step`."""
+        values = torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(), grad_norm.detach()])
+        if bool(torch.isfinite(values).all()):
+            return
+        named = dict(zip(("surrogate loss", "value loss", "entropy", "gradient norm"), values.tolist()))
+        bad = ", ".join(f"{k} = {v}" for k, v in named.items() if not torch.isfinite(torch.tensor(v)))
+        raise NonFiniteError(
+            f"non-finite PPO update at mini-batch {step} (epoch {step // self.num_mini_batches}): {bad}. "
+            "Likely causes: a learning rate that is too high (algorithm.learning_rate), returns or "
+            "observations out of range (check reward scales and observation scales), or "
+            "max_grad_norm disabled; the optimizer step was skipped"
+        )

@@ -19,9 +19,15 @@ class VecEnv(Protocol):
 
     - ``extras["time_outs"]``: bool (N,), the episode ended by the time limit (a truncation, so the
       value of the last state is bootstrapped instead of treated as terminal).
-    - ``extras["episode"]`` (only on steps where some env reset): dict name -> float or 0-d tensor,
-      the mean per-episode reward sum of the envs that just reset divided by the episode length in
-      seconds; logged as ``Episode/<name>``.
+    - ``extras["episode"]``: dict name -> 0-d tensor, the SUM over the envs that reset in this step
+      of their episode's reward term per second; ``extras["episode_count"]``: 0-d tensor, how many
+      envs reset. Logged as ``Episode/<name>`` = sum of the sums / sum of the counts over an
+      iteration. (Without "episode_count" the values are taken as per-step means, weight 1 each.)
+    - ``extras["nonfinite_resets"]`` (optional): 0-d long tensor, envs reset in this step because
+      their physics, observations or rewards went non-finite (they return done=True, a finite
+      reward and fresh observations); summed per iteration as ``Episode/nonfinite_resets``.
+
+    `step` should not read device values back to the host (the runner's loop never does).
     """
 
     num_envs: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,10 @@ def git_describe() -> str:
 def get_load_path(experiment_dir: Path, load_run: str | int = -1, checkpoint: int = -1) -> Path:
     """Checkpoint to load: run folder `load_run` (-1 = newest) and model_<checkpoint>.pt (-1 = newest).
 
-    Raises FileNotFoundError naming what is missing and what exists.
+    With checkpoint=-1, unreadable (truncated / corrupt) checkpoints are skipped with a warning and
+    the newest readable one is returned; with load_run=-1 too, runs holding no readable checkpoint
+    are skipped likewise. An explicitly named checkpoint is returned as it is (loading it reports
+    any problem). Raises FileNotFoundError naming what is missing and what exists.
     """
     experiment_dir = Path(experiment_dir)
     runs = sorted(p for p in experiment_dir.iterdir() if p.is_dir()) if experiment_dir.is_dir() else []
@@ -60,6 +64,13 @@ def get_load_path(experiment_dir: Path, load_run: str | int = -1, checkpoint: in
         if not runs_with_models:
             raise FileNotFoundError(f"no run with a model_<it>.pt under {experiment_dir}; train first "
                                     "(python gym/scripts/train.py --task=...) or pass --load_run")
+        if checkpoint == -1:
+            for run in reversed(runs_with_models):
+                path = _newest_readable(run)
+                if path is not None:
+                    return path
+            raise FileNotFoundError(f"no readable model_<it>.pt in any run under {experiment_dir} "
+                                    "(all are truncated or corrupt; see the warnings above)")
         run = runs_with_models[-1]
     else:
         run = Path(str(load_run))
@@ -72,10 +83,27 @@ def get_load_path(experiment_dir: Path, load_run: str | int = -1, checkpoint: in
     if not models:
         raise FileNotFoundError(f"no model_<it>.pt in {run}")
     if checkpoint == -1:
-        return run / f"model_{max(models)}.pt"
+        path = _newest_readable(run)
+        if path is None:
+            raise FileNotFoundError(f"no readable model_<it>.pt in {run}: {sorted(models)} are all truncated "
+                                    "or corrupt; pass another --load_run")
+        return path
     if checkpoint not in models:
         raise FileNotFoundError(f"{run / f'model_{checkpoint}.pt'} does not exist; available: {sorted(models)}")
     return run / f"model_{checkpoint}.pt"
+
+
+def _newest_readable(run: Path) -> Path | None:
+    """Newest model_<it>.pt of `run` that passes `checkpoint_problem`; warns about each one skipped."""
+    from gym.rl.checkpoint import checkpoint_problem
+
+    for it in sorted(_models(run), reverse=True):
+        path = run / f"model_{it}.pt"
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        warnings.warn(f"skipping unreadable checkpoint {path}: {problem}", stacklevel=3)
+    return None
 
 
 def _models(run: Path) -> list[int]:
