@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from gym.envs import AsimovCfg, AsimovCfgPPO, LeggedRobotCfg, task_registry
@@ -117,7 +118,7 @@ def test_get_load_path_picks_newest_and_explains_missing(tmp_path):
     for run, its in (("2026-01-01_00-00-00", [50, 100]), ("2026-01-02_00-00-00", [50, 300, 1000])):
         (tmp_path / run).mkdir()
         for it in its:
-            (tmp_path / run / f"model_{it}.pt").write_bytes(b"x")
+            torch.save({"iter": it}, tmp_path / run / f"model_{it}.pt")  # a readable checkpoint zip
     (tmp_path / "2026-01-03_00-00-00").mkdir()  # a run that crashed before its first checkpoint
     assert get_load_path(tmp_path).name == "model_1000.pt"
     assert get_load_path(tmp_path).parent.name == "2026-01-02_00-00-00"

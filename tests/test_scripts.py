@@ -57,6 +57,17 @@ def test_resume_continues_numbering_in_a_new_run(trained):
     assert torch.load(resumed / "model_3.pt", weights_only=True)["iter"] == 3
 
 
+def test_resume_without_run_name_continues_in_the_checkpoint_folder(trained):
+    runs_before = sorted(p.name for p in (trained / "asimov_velocity").iterdir())
+    run = next(p for p in (trained / "asimov_velocity").iterdir() if p.name.endswith("_t"))
+    out = run_script("train.py", [*SMALL, "--max_iterations=1", "--resume", f"--load_run={run.name}"], trained)
+    assert sorted(p.name for p in (trained / "asimov_velocity").iterdir()) == runs_before  # no new folder
+    assert torch.load(run / "model_3.pt", weights_only=True)["iter"] == 3
+    assert [json.loads(x)["iteration"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert "Training setup" in out and f"resumed from  {run / 'model_2.pt'}" in out
+    assert "iterations    2 -> 3" in out and f"run folder    {run}" in out
+
+
 def test_play_prints_tracking_summary(trained):
     out = run_script("play.py", ["--task=asimov", "--num_envs=2", "--physics=mujoco", "--headless",
                                  "--duration=1.0", "--command", "0.3", "0.0", "0.0"], trained)

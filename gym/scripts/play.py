@@ -16,13 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
-from gym import LOGS_DIR  # noqa: E402
-from gym.envs import task_registry  # noqa: E402
-from gym.utils.cli import get_args, update_cfgs_from_args  # noqa: E402
-from gym.utils.run_dirs import get_load_path  # noqa: E402
-from gym.utils.task_registry import resolve_sim_device  # noqa: E402
+from gym.utils.cli import get_args  # noqa: E402
+from gym.utils.task_registry import ResolvedTask, resolve_task_cfgs  # noqa: E402
+from gym.utils.validation import SETUP_ERRORS  # noqa: E402
 
 PLAY_ARGS = [
     {"name": "--duration", "type": float, "default": 10.0, "help": "seconds of simulated time"},
@@ -31,27 +28,16 @@ PLAY_ARGS = [
 ]
 
 
-def configure_play(env_cfg, command: list[float]) -> None:
-    """A fixed command, no pushes, noise or friction randomization; every env tracks the same command."""
-    c = env_cfg.commands
-    c.ranges.lin_vel_x, c.ranges.lin_vel_y, c.ranges.ang_vel_yaw = ([v, v] for v in command)
-    c.heading_command, c.rel_standing_envs, c.resampling_time_range = False, 0.0, [1e9, 1e9]
-    env_cfg.domain_rand.push_robots = False
-    env_cfg.domain_rand.randomize_friction = False
-    env_cfg.noise.add_noise = False
+def play(args, task: ResolvedTask | None = None) -> dict[str, float]:
+    """Roll out the policy and return the summary printed at the end.
 
-
-def play(args) -> dict[str, float]:
-    """Roll out the policy and return the summary printed at the end."""
-    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=resolve_sim_device(args))
-    env_cfg.env.num_envs = 16
-    env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
-    configure_play(env_cfg, args.command)
-    r = train_cfg.runner
-    path = get_load_path(LOGS_DIR / r.experiment_name, r.load_run, r.checkpoint)
-    use_saved_policy_shape(train_cfg, path.parent / "train_cfg.yaml")
-    env, _ = task_registry.make_env(args.task, args, env_cfg=env_cfg)
-    runner, _ = task_registry.make_alg_runner(env, args=args, train_cfg=train_cfg, log_dir=None)
+    `task`: configs already resolved with `resolve_task_cfgs(args, for_play=True)` (fixed command,
+    no pushes / noise / friction randomization, the checkpoint's policy shape); resolved here if None.
+    """
+    task = task or resolve_task_cfgs(args, for_play=True)
+    path = task.load_path
+    env = task.make_env()
+    runner = task.make_runner(env, log_dir=None)
     runner.load(path, load_optimizer=False)
     policy = runner.get_inference_policy(device=env.device)
     viewer = None if args.headless else open_viewer(env)
@@ -88,18 +74,6 @@ def play(args) -> dict[str, float]:
     return summary
 
 
-def use_saved_policy_shape(train_cfg, saved_cfg: Path) -> None:
-    """Build the policy as the run that wrote the checkpoint did (e.g. trained on GPU, played on CPU)."""
-    if not saved_cfg.is_file():
-        return
-    saved = yaml.safe_load(saved_cfg.read_text()) or {}
-    for key, value in saved.get("policy", {}).items():
-        if hasattr(train_cfg.policy, key):
-            setattr(train_cfg.policy, key, value)
-    if "empirical_normalization" in saved.get("runner", {}):
-        train_cfg.runner.empirical_normalization = saved["runner"]["empirical_normalization"]
-
-
 def open_viewer(env):
     """A passive `mujoco.viewer` on env 0, or None (with a note) when there is no display."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -123,5 +97,15 @@ def sync_viewer(env, viewer) -> None:
     time.sleep(env.dt)
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry: bad input exits with its message (no traceback) before anything is built."""
+    args = get_args(argv, description=__doc__, extra=PLAY_ARGS)
+    try:
+        task = resolve_task_cfgs(args, for_play=True)
+    except SETUP_ERRORS as e:
+        sys.exit(f"error: {e}")
+    play(args, task)
+
+
 if __name__ == "__main__":
-    play(get_args(description=__doc__, extra=PLAY_ARGS))
+    main()

@@ -1,7 +1,12 @@
 """Train a registered task with PPO: `python gym/scripts/train.py --task=asimov`.
 
 Writes logs/<experiment_name>/<date_time>_<run_name>/ with model_<it>.pt, the resolved configs
-(env_cfg.yaml, train_cfg.yaml), git_commit.txt and metrics.jsonl.
+(env_cfg.yaml, train_cfg.yaml), git_commit.txt and metrics.jsonl. `--resume` continues in the run
+folder of the checkpoint it loads, unless `--run_name` asks for a new folder.
+
+Order: resolve and validate the configs and the checkpoint to resume (a bad value, name, file, run
+or checkpoint is refused here, before anything is built) -> build the env -> run folder -> runner
+-> load -> learn.
 """
 
 from __future__ import annotations
@@ -11,33 +16,65 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from gym import LOGS_DIR  # noqa: E402
-from gym.envs import task_registry  # noqa: E402
-from gym.utils.cli import get_args, update_cfgs_from_args  # noqa: E402
-from gym.utils.run_dirs import dump_configs, get_load_path, new_run_dir  # noqa: E402
-from gym.utils.seeding import set_seed  # noqa: E402
-from gym.utils.task_registry import resolve_sim_device  # noqa: E402
+from gym.physics.model_builder import resolve_asset_path  # noqa: E402
+from gym.utils.cli import get_args  # noqa: E402
+from gym.utils.run_dirs import dump_configs, new_run_dir  # noqa: E402
+from gym.utils.task_registry import ResolvedTask, resolve_task_cfgs  # noqa: E402
+from gym.utils.validation import SETUP_ERRORS  # noqa: E402
 
 
-def train(args) -> Path:
-    """Train `args.task`; returns the run folder."""
-    env_cfg, train_cfg = task_registry.get_cfgs(args.task, sim_device=resolve_sim_device(args))
-    env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
-    train_cfg.seed = set_seed(train_cfg.seed)
-    env, env_cfg = task_registry.make_env(args.task, args, env_cfg=env_cfg)
-    r = train_cfg.runner
-    resume_path = get_load_path(LOGS_DIR / r.experiment_name, r.load_run, r.checkpoint) if r.resume else None
-    run_dir = new_run_dir(r.experiment_name, r.run_name)
-    dump_configs(run_dir, env_cfg, train_cfg)
-    runner, train_cfg = task_registry.make_alg_runner(env, args=args, train_cfg=train_cfg, log_dir=run_dir)
-    if resume_path is not None:
-        print(f"Resuming from {resume_path}")
-        runner.load(resume_path)
-    print(f"Training {args.task} with {env.num_envs} envs on {env.device} ({env.physics.name} physics); "
-          f"logging to {run_dir}")
+def train(args, task: ResolvedTask | None = None) -> Path:
+    """Train `args.task` (configs from `task` if already resolved); returns the run folder."""
+    task = task or resolve_task_cfgs(args)
+    env = task.make_env()
+    r = task.train_cfg.runner
+    if task.load_path is not None and not r.run_name:
+        run_dir = task.load_path.parent  # resume in place: checkpoints and metrics.jsonl continue there
+    else:
+        run_dir = new_run_dir(r.experiment_name, r.run_name)
+    dump_configs(run_dir, task.env_cfg, task.train_cfg)
+    runner = task.make_runner(env, run_dir)
+    runner.task_name = args.task  # named in the runner's "how to resume" line
+    if task.load_path is not None:
+        runner.load(task.load_path)
+    print(setup_summary(task, env, runner, run_dir))
     runner.learn(num_learning_iterations=r.max_iterations, init_at_random_ep_len=True)
     return run_dir
 
 
+def setup_summary(task: ResolvedTask, env, runner, run_dir: Path) -> str:
+    """The training setup, one item per line: task, envs, devices, sizes, batch, iterations, folders."""
+    alg, r, pol = task.train_cfg.algorithm, task.train_cfg.runner, task.train_cfg.policy
+    batch = env.num_envs * r.num_steps_per_env
+    start = runner.current_learning_iteration
+    rows = [
+        ("task", f"{task.name} ({task.task_class.__name__}), robot {resolve_asset_path(task.env_cfg.asset.file)}"),
+        ("envs", f"{env.num_envs} on {env.device}, {env.physics.name} physics, "
+                 f"dt {task.env_cfg.sim.dt} s x decimation {task.env_cfg.control.decimation}"),
+        ("observations", f"policy {env.num_obs}, critic {env.num_privileged_obs}; actions {env.num_actions}"),
+        ("networks", f"actor {pol.actor_hidden_dims}, critic {pol.critic_hidden_dims} on {task.rl_device}"),
+        ("batch", f"{env.num_envs} envs x {r.num_steps_per_env} steps = {batch}, "
+                  f"{alg.num_mini_batches} mini-batches of {batch // alg.num_mini_batches}, "
+                  f"{alg.num_learning_epochs} epochs"),
+        ("iterations", f"{start} -> {start + r.max_iterations}, checkpoint every {r.save_interval}"),
+        ("seed", str(task.train_cfg.seed)),
+        ("resumed from", str(task.load_path)) if task.load_path is not None else None,
+        ("run folder", str(run_dir)),
+    ]
+    rows = [row for row in rows if row is not None]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(["Training setup", *(f"  {k:<{width}}  {v}" for k, v in rows)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry: bad input exits with its message (no traceback) before anything is built."""
+    args = get_args(argv, description=__doc__)
+    try:
+        task = resolve_task_cfgs(args)
+    except SETUP_ERRORS as e:
+        sys.exit(f"error: {e}")
+    train(args, task)
+
+
 if __name__ == "__main__":
-    train(get_args(description=__doc__))
+    main()

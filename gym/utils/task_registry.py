@@ -1,15 +1,22 @@
 """Task registry: name -> (env class, env config, train config), legged_gym style.
 
     task_registry.register("asimov", Asimov, AsimovCfg(), AsimovCfgPPO())
-    env, env_cfg = task_registry.make_env("asimov", args)
-    runner, train_cfg = task_registry.make_alg_runner(env, "asimov", args)
+    task = resolve_task_cfgs(args)          # configs resolved and validated, nothing built yet
+    env = task.make_env()
+    runner = task.make_runner(env, log_dir)
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+PLAY_NUM_ENVS = 16  # play.py's default number of envs (before --num_envs / --set)
 
 
 class UnknownTaskError(KeyError):
@@ -20,6 +27,8 @@ class UnknownTaskError(KeyError):
 
 
 class TaskRegistry:
+    """Registered tasks: name -> env class, env config and train config (instances, copied on use)."""
+
     def __init__(self) -> None:
         self.task_classes: dict[str, type] = {}
         self.env_cfgs: dict[str, Any] = {}
@@ -38,6 +47,7 @@ class TaskRegistry:
             raise UnknownTaskError(f"unknown task {name!r}.{hint} Registered tasks: {sorted(self.task_classes)}")
 
     def get_task_class(self, name: str) -> type:
+        """The env class of task `name`; UnknownTaskError lists the registered tasks."""
         self._check(name)
         return self.task_classes[name]
 
@@ -91,6 +101,7 @@ class TaskRegistry:
 
 
 def default_device() -> str:
+    """"cuda:0" when torch sees a CUDA device, else "cpu"."""
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -106,3 +117,118 @@ def resolve_sim_device(args=None, env_cfg=None) -> str:
 
 
 task_registry = TaskRegistry()
+
+
+@dataclass
+class ResolvedTask:
+    """A task's configs after cpu_defaults, flags, `--set` and seeding, validated; nothing built yet."""
+
+    name: str
+    task_class: type
+    env_cfg: Any
+    train_cfg: Any
+    sim_device: str
+    rl_device: str
+    load_path: Path | None  # checkpoint to load (play, or --resume), already checked to exist
+
+    def make_env(self) -> Any:
+        """Build the env (model compile, physics backend, buffers): the heavy work."""
+        return self.task_class(self.env_cfg, sim_device=self.sim_device, physics=self.env_cfg.sim.physics)
+
+    def make_runner(self, env: Any, log_dir: str | Path | None) -> Any:
+        """The PPO runner for `env`, on `rl_device`, logging to `log_dir` (None: no files)."""
+        from gym.rl import OnPolicyRunner
+
+        return OnPolicyRunner(env, self.train_cfg, log_dir, device=self.rl_device)
+
+
+def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry | None = None,
+                      logs_dir: str | Path | None = None) -> ResolvedTask:
+    """Resolve and validate the configs of `args.task` before any heavy work; the one entry point of
+    train.py, play.py and sweeps.
+
+    Order: registered configs (with `cpu_defaults` on a CPU sim device), play defaults (`for_play`:
+    16 envs), flags and `--set` overrides, play's fixed command (`for_play`, `args.command`), seed,
+    then validation of every value, name and file (`gym.utils.validation`), then the checkpoint to
+    load (`for_play` or `runner.resume`) under `logs_dir` (default: `gym.LOGS_DIR`). For play, the
+    policy shape of the run that wrote the checkpoint is used.
+
+    Raises UnknownTaskError, ConfigKeyError / ValueError (a bad `--set`), ConfigError (every invalid
+    value, listed together) and FileNotFoundError (no such run or checkpoint; lists those that exist).
+    """
+    import gym
+    from gym.utils.cli import update_cfgs_from_args
+    from gym.utils.run_dirs import get_load_path
+    from gym.utils.seeding import set_seed
+    from gym.utils.validation import ConfigError, config_problems
+
+    if registry is None:
+        import gym.envs  # noqa: F401 - registers the built-in tasks
+
+        registry = task_registry
+    name = args.task
+    task_class = registry.get_task_class(name)
+    env_cfg, train_cfg = registry.get_cfgs(name, sim_device=resolve_sim_device(args))
+    if for_play:
+        env_cfg.env.num_envs = PLAY_NUM_ENVS
+    env_cfg, train_cfg = update_cfgs_from_args(env_cfg, train_cfg, args)
+    if for_play:
+        configure_play(env_cfg, getattr(args, "command", None) or [0.5, 0.0, 0.0])
+    train_cfg.seed = set_seed(train_cfg.seed)
+    sim_device = resolve_sim_device(args, env_cfg)
+    rl_device = getattr(args, "rl_device", None) or sim_device
+    problems = device_problems(sim_device, rl_device, env_cfg.sim.physics)
+    problems += config_problems(task_class, env_cfg, train_cfg)
+    if problems:
+        raise ConfigError(problems, name)
+    load_path = None
+    r = train_cfg.runner
+    if for_play or r.resume:
+        logs = Path(logs_dir) if logs_dir is not None else gym.LOGS_DIR
+        load_path = get_load_path(logs / r.experiment_name, r.load_run, r.checkpoint)
+        if for_play:
+            use_saved_policy_shape(train_cfg, load_path.parent / "train_cfg.yaml")
+    return ResolvedTask(name, task_class, env_cfg, train_cfg, sim_device, rl_device, load_path)
+
+
+def device_problems(sim_device: str, rl_device: str, physics: str) -> list[str]:
+    """Problems of the device flags: unparsable, CUDA without CUDA, MuJoCo C on a GPU."""
+    import torch
+
+    problems = []
+    for flag, device in (("--sim_device", sim_device), ("--rl_device", rl_device)):
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            problems.append(f"{flag}={device!r}: not a device; use cpu, cuda or cuda:<index>")
+            continue
+        if kind == "cuda" and not torch.cuda.is_available():
+            problems.append(f"{flag}={device!r}: torch sees no CUDA device here; use {flag}=cpu")
+        elif flag == "--sim_device" and kind not in ("cpu", "cuda"):
+            problems.append(f"{flag}={device!r}: physics runs on cpu or cuda only; use {flag}=cpu")
+        elif flag == "--sim_device" and physics == "mujoco" and kind != "cpu":
+            problems.append(f"sim.physics='mujoco' with {flag}={device!r}: the MuJoCo C backend runs on "
+                            "the CPU only; use --physics=warp for CUDA or --sim_device=cpu")
+    return problems
+
+
+def configure_play(env_cfg: Any, command: list[float]) -> None:
+    """A fixed command, no pushes, noise or friction randomization; every env tracks the same command."""
+    c = env_cfg.commands
+    c.ranges.lin_vel_x, c.ranges.lin_vel_y, c.ranges.ang_vel_yaw = ([v, v] for v in command)
+    c.heading_command, c.rel_standing_envs, c.resampling_time_range = False, 0.0, [1e9, 1e9]
+    env_cfg.domain_rand.push_robots = False
+    env_cfg.domain_rand.randomize_friction = False
+    env_cfg.noise.add_noise = False
+
+
+def use_saved_policy_shape(train_cfg: Any, saved_cfg: Path) -> None:
+    """Build the policy as the run that wrote the checkpoint did (e.g. trained on GPU, played on CPU)."""
+    if not saved_cfg.is_file():
+        return
+    saved = yaml.safe_load(saved_cfg.read_text()) or {}
+    for key, value in saved.get("policy", {}).items():
+        if hasattr(train_cfg.policy, key):
+            setattr(train_cfg.policy, key, value)
+    if "empirical_normalization" in saved.get("runner", {}):
+        train_cfg.runner.empirical_normalization = saved["runner"]["empirical_normalization"]
