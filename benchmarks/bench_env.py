@@ -11,48 +11,25 @@ the number to compare; the absolutes move with whatever else the machine is doin
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+import mujoco
+import mujoco.rollout
+import numpy as np
+import torch
+from _common import close_env, collection_threads, fmt, machine_info, random_stepper, startup_seconds
+from _common import ppo_fps as _ppo_fps
 
-import mujoco  # noqa: E402
-import mujoco.rollout  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from gym.envs import Asimov, AsimovCfg, AsimovCfgPPO, task_registry  # noqa: E402
-from gym.rl import OnPolicyRunner  # noqa: E402
-from gym.rl.on_policy_runner import torch_threads  # noqa: E402
+from gym.envs import Asimov, AsimovCfg, task_registry  # after _common, which puts the repo on sys.path
 
 _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _CTRL = mujoco.mjtState.mjSTATE_CTRL.value
-_WARP_QUIET = "import warp; warp.config.log_level = warp.LOG_WARNING\n"  # no "Module ... load" lines
-# Child process for (f): wall clock from before interpreter start (parent) to the first env.step.
-_STARTUP = """import time, sys
-sys.path.insert(0, {root!r})
-{quiet}import torch
-from gym.envs import Asimov, AsimovCfg
-cfg = AsimovCfg(); cfg.env.num_envs = {n}
-env = Asimov(cfg, sim_device="cpu", physics={physics!r})
-env.step(torch.zeros(env.num_envs, env.num_actions))
-print("FIRST_STEP_AT", time.time())
-"""
-
-
-def collection_threads():
-    """The torch thread count the PPO runner steps a CPU env with (runner.collection_threads)."""
-    return torch_threads(AsimovCfgPPO().runner.collection_threads)
 
 
 def make_env(physics: str, num_envs: int) -> Asimov:
@@ -60,10 +37,6 @@ def make_env(physics: str, num_envs: int) -> Asimov:
     cfg = AsimovCfg()
     cfg.env.num_envs = num_envs
     return Asimov(cfg, sim_device="cpu", physics=physics)
-
-
-def close_env(env: Asimov) -> None:
-    getattr(env.physics, "close", lambda: None)()
 
 
 class RawRollout:
@@ -101,15 +74,6 @@ class RawRollout:
         self.pool.close()
 
 
-def random_stepper(env: Asimov, warmup_steps: int):
-    """env.step with fresh uniform [-1, 1] actions; first `warmup_steps` untimed steps so that
-    falls and resets reach their steady rate (about 60 policy steps from the all-standing reset)."""
-    actions = torch.empty(env.num_envs, env.num_actions)
-    for _ in range(warmup_steps):
-        env.step(actions.uniform_(-1.0, 1.0))
-    return lambda: env.step(actions.uniform_(-1.0, 1.0))
-
-
 def interleaved(fns: dict, seconds: float, rounds: int = 4, warmup: int = 2) -> dict[str, float]:
     """Calls/s of each fn, timed in `rounds` alternating slices of seconds/rounds (>= `seconds` each)."""
     for fn in fns.values():
@@ -132,46 +96,7 @@ def ppo_fps(env: Asimov, iterations: int) -> float:
     Uses the training config `train.py` uses on this device (its `cpu_defaults` applied).
     """
     _, train_cfg = task_registry.get_cfgs("asimov", sim_device="cpu")
-    runner = OnPolicyRunner(env, train_cfg, log_dir=None, device="cpu")
-    runner.logger.print_table = False
-    fps: list[float] = []
-    runner.add_logger(lambda metrics, it: fps.append(metrics["Perf/fps"]))
-    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # the tqdm bar
-        runner.learn(iterations)
-    kept = fps[1:] or fps
-    return sum(kept) / len(kept)
-
-
-def startup_seconds(physics: str, num_envs: int, cache_dir: str | None = None) -> float:
-    """(f): wall time [s] from spawning a fresh interpreter to its first completed env.step."""
-    code = _STARTUP.format(root=str(ROOT), n=num_envs, physics=physics, quiet=_WARP_QUIET if physics == "warp" else "")
-    env = dict(os.environ, **({"WARP_CACHE_PATH": cache_dir} if cache_dir else {}))
-    t0 = time.time()
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FIRST_STEP_AT")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"startup probe ({physics}, {num_envs} envs) failed:\n{proc.stderr[-2000:]}")
-    return float(lines[-1].split()[1]) - t0
-
-
-def machine_info() -> dict:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "n/a"
-
-    return {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu",
-            "cpu": platform.processor() or platform.machine(), "load_avg_1m": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
-            "mujoco_warp": version("mujoco-warp"), "warp": version("warp-lang"), "numpy": np.__version__}
-
-
-def fmt(x: float | None, ref: float | None = None, ref_name: str = "") -> str:
-    if x is None:
-        return "-"
-    s = f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
-    return f"{s} ({x / ref:.2f}×{ref_name})" if ref else s
+    return _ppo_fps(env, train_cfg, iterations, device="cpu")
 
 
 def table(rows: dict[int, dict], decimation: int) -> str:
