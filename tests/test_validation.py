@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import mujoco
 import pytest
 import torch
 
@@ -23,7 +24,7 @@ from gym.envs import Asimov, AsimovCfg, AsimovCfgPPO, LeggedRobot
 from gym.envs.asimov.asimov_config import ACTION_SCALE, DAMPING, EFFORT, JOINT_MOTOR, STIFFNESS
 from gym.utils.cli import ConfigKeyError, get_args
 from gym.utils.task_registry import TaskRegistry, UnknownTaskError, resolve_task_cfgs
-from gym.utils.validation import ConfigError, config_problems, validate_cfgs
+from gym.utils.validation import ConfigError, actuated_joints, config_problems, validate_cfgs
 
 ROOT = Path(__file__).resolve().parents[1]
 ASIMOV_XML = ROOT / "resources" / "robots" / "asimov" / "asimov.xml"
@@ -259,6 +260,24 @@ def test_missing_load_run_lists_the_runs_that_exist(tmp_path):
         resolve_task_cfgs(get_args([*BASE, "--resume", "--load_run=2026-01-02_00-00-00_b", "--checkpoint=70"]))
     task = resolve_task_cfgs(get_args([*BASE, "--resume"]))
     assert task.load_path == tmp_path / "logs" / "asimov_velocity" / "2026-01-02_00-00-00_b" / "model_100.pt"
+
+
+def test_checkpoint_of_another_robot_joints_or_network_is_refused_before_the_env(tmp_path):
+    run = tmp_path / "logs" / "asimov_velocity" / "2026-01-01_00-00-00_a"
+    run.mkdir(parents=True)
+    joints = actuated_joints(mujoco.MjModel.from_xml_path(str(ASIMOV_XML)))
+    actor = {"actor.0.weight": torch.zeros(256, 45), "actor.2.weight": torch.zeros(128, 256),
+             "actor.4.weight": torch.zeros(64, 128), "actor.6.weight": torch.zeros(12, 64)}
+    ckpt = {"iter": 5, "env_info": {"robot": "asimov", "joint_names": joints}, "model_state_dict": actor}
+    torch.save(ckpt, run / "model_5.pt")
+    task = resolve_task_cfgs(get_args([*BASE, "--resume"]))  # CPU defaults: 256-128-64, same robot: fits
+    assert task.load_path == run / "model_5.pt"
+    torch.save(dict(ckpt, env_info={"robot": "anymal", "joint_names": joints[::-1]}), run / "model_5.pt")
+    message = str(refused("--resume"))
+    assert "trained for robot 'anymal'" in message and "trained with joints" in message
+    torch.save(ckpt, run / "model_5.pt")
+    message = str(refused("--resume", "--set", "policy.actor_hidden_dims=[512,256,128]"))
+    assert "actor hidden sizes [256, 128, 64], policy.actor_hidden_dims=[512, 256, 128]" in message
 
 
 def test_play_without_runs_says_train_first():

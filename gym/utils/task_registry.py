@@ -150,8 +150,9 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
     Order: registered configs (with `cpu_defaults` on a CPU sim device), play defaults (`for_play`:
     16 envs), flags and `--set` overrides, play's fixed command (`for_play`, `args.command`), seed,
     then validation of every value, name and file (`gym.utils.validation`), then the checkpoint to
-    load (`for_play` or `runner.resume`) under `logs_dir` (default: `gym.LOGS_DIR`). For play, the
-    policy shape of the run that wrote the checkpoint is used.
+    load (`for_play` or `runner.resume`) under `logs_dir` (default: `gym.LOGS_DIR`), checked against
+    the robot, its joints and the network sizes. For play, the policy shape of the run that wrote
+    the checkpoint is used.
 
     Raises UnknownTaskError, ConfigKeyError / ValueError (a bad `--set`), ConfigError (every invalid
     value, listed together) and FileNotFoundError (no such run or checkpoint; lists those that exist).
@@ -160,7 +161,7 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
     from gym.utils.cli import update_cfgs_from_args
     from gym.utils.run_dirs import get_load_path
     from gym.utils.seeding import set_seed
-    from gym.utils.validation import ConfigError, config_problems
+    from gym.utils.validation import ConfigError, checkpoint_problems, config_problems
 
     if registry is None:
         import gym.envs  # noqa: F401 - registers the built-in tasks
@@ -188,6 +189,9 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
         load_path = get_load_path(logs / r.experiment_name, r.load_run, r.checkpoint)
         if for_play:
             use_saved_policy_shape(train_cfg, load_path.parent / "train_cfg.yaml")
+        problems = checkpoint_problems(load_path, env_cfg, train_cfg)
+        if problems:
+            raise ConfigError(problems, name)
     return ResolvedTask(name, task_class, env_cfg, train_cfg, sim_device, rl_device, load_path)
 
 

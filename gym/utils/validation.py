@@ -274,3 +274,44 @@ def _get(cfg: Any, key: str) -> Any:
     for part in key.split("."):
         cfg = getattr(cfg, part)
     return cfg
+
+
+# -- a checkpoint to load ------------------------------------------------------------------------
+def checkpoint_problems(path: Any, env_cfg: Any, train_cfg: Any) -> list[str]:
+    """What makes checkpoint `path` unfit for this config, found before anything is built: another
+    robot (`asset.name`), other joints or joint order (the MJCF's hinge joints), or other network
+    hidden sizes. Observation sizes need the env and are checked when the runner loads. Unreadable
+    or old checkpoints without `env_info` report nothing here (the runner's load reports them)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - the runner's load names the file and the reason
+        return []
+    if not isinstance(ckpt, dict):
+        return []
+    problems = []
+    info = ckpt.get("env_info") or {}
+    fix = "load a checkpoint of this robot (--load_run / --checkpoint) or pick the matching --task"
+    if info.get("robot") not in (None, env_cfg.asset.name):
+        problems.append(f"checkpoint {path}: trained for robot {info['robot']!r}, this config is robot "
+                        f"{env_cfg.asset.name!r}; {fix}")
+    saved_joints = info.get("joint_names")
+    if saved_joints is not None:
+        try:
+            joints = actuated_joints(mujoco.MjSpec.from_file(str(resolve_asset_path(env_cfg.asset.file))).compile())
+        except Exception:  # noqa: BLE001 - the MJCF check reports it
+            joints = None
+        if joints is not None and list(saved_joints) != joints:
+            problems.append(f"checkpoint {path}: trained with joints {list(saved_joints)}, the MJCF has "
+                            f"{joints}; {fix}")
+    model = ckpt.get("model_state_dict") or {}
+    for net in ("actor", "critic"):
+        weights = [model[k] for k in sorted((k for k in model if k.startswith(f"{net}.") and k.endswith(".weight")),
+                                            key=lambda k: int(k.split(".")[1]))]
+        saved = [int(w.shape[0]) for w in weights[:-1]]
+        wanted = [int(d) for d in getattr(train_cfg.policy, f"{net}_hidden_dims")]
+        if weights and saved != wanted:
+            problems.append(f"checkpoint {path}: {net} hidden sizes {saved}, policy.{net}_hidden_dims={wanted}; "
+                            f"pass --set policy.{net}_hidden_dims={saved} or load a matching checkpoint")
+    return problems
