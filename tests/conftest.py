@@ -1,9 +1,11 @@
-"""Shared pytest fixtures: where to find the read-only Asimov reference robot data."""
+"""Shared pytest fixtures: where to find the read-only Asimov reference robot data, and the device
+switch: `GYM_TEST_DEVICE=cuda:0 python -m pytest tests` runs the env and MuJoCo Warp tests on a GPU."""
 
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 _ENV_VAR = "ASIMOV_REFERENCE_DIR"
 # Device of the env / MuJoCo Warp tests: "cpu" (Warp's CPU device) unless GYM_TEST_DEVICE says e.g.
@@ -11,9 +13,26 @@ _ENV_VAR = "ASIMOV_REFERENCE_DIR"
 TEST_DEVICE = os.environ.get("GYM_TEST_DEVICE", "cpu")
 
 
+if TEST_DEVICE != "cpu":
+    # Tensors the tests build land on the same device as the env's (Warp on TEST_DEVICE).
+    torch.set_default_device(TEST_DEVICE)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """On a GPU run, skip the MuJoCo C (CPU-only) cases: the CPU run covers them."""
+    if TEST_DEVICE == "cpu":
+        return
+    skip = pytest.mark.skip(reason=f"GYM_TEST_DEVICE={TEST_DEVICE}: MuJoCo C cases run in the CPU suite")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "mujoco" in callspec.id.split("-"):
+            item.add_marker(skip)
+
+
 def device_for(backend: str) -> str:
     """The sim device a test uses for `backend` ("warp" -> TEST_DEVICE, "mujoco" -> "cpu")."""
     return TEST_DEVICE if backend == "warp" else "cpu"
+
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,7 @@ import torch
 
 from gym.envs import Asimov, AsimovCfg
 from gym.envs.asimov.asimov_config import ACTION_SCALE, KNEES_BENT
+from tests.conftest import device_for
 
 BACKENDS = ["mujoco", "warp"]
 N = 4
@@ -33,7 +34,7 @@ def make_cfg(**changes) -> AsimovCfg:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def env(request):
-    return Asimov(make_cfg(), "cpu", physics=request.param)
+    return Asimov(make_cfg(), device_for(request.param), physics=request.param)
 
 
 def set_state(env, ids, quat=(1, 0, 0, 0), ang_vel=(0, 0, 0), dof_offset=None, dof_vel=None, z=0.73):
@@ -127,7 +128,7 @@ def test_one_policy_step_is_decimation_physics_steps_with_targets_held(backend):
     # A converged solver (50 iterations) so both backends must match MuJoCo C's mj_step to float32
     # precision; at the training default (10) Newton stops early and backends differ by ~0.1 rad/s.
     cfg = make_cfg(sim__iterations=50, sim__ls_iterations=50)
-    env = Asimov(cfg, "cpu", physics=backend)
+    env = Asimov(cfg, device_for(backend), physics=backend)
     actions = torch.full((N, 12), 0.3)
     m = env.robot.mj_model
     d = mujoco.MjData(m)
@@ -236,7 +237,7 @@ def test_feet_air_time_counts_each_landing_once(env):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_air_time_advances_once_per_step_with_resets_and_pushes(backend):
     cfg = make_cfg(domain_rand__push_robots=True, domain_rand__push_interval_s=[0.02, 0.02])
-    env = Asimov(cfg, "cpu", physics=backend)
+    env = Asimov(cfg, device_for(backend), physics=backend)
     env.reset()
     env.physics.qpos[:, 2] += 0.3  # lift every robot: all feet airborne during the next step
     env.physics.set_state(torch.arange(N), env.physics.qpos.clone(), env.physics.qvel.clone())
@@ -293,7 +294,7 @@ def test_commands_resample_within_ranges_and_heading_steers(env):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pushes_change_base_velocity(backend):
     cfg = make_cfg(domain_rand__push_robots=True, domain_rand__push_interval_s=[0.02, 0.02])
-    env = Asimov(cfg, "cpu", physics=backend)
+    env = Asimov(cfg, device_for(backend), physics=backend)
     env.step(torch.zeros(N, 12))
     assert env.physics.qvel[:, 0:2].abs().max() > 0.05
 
@@ -301,7 +302,7 @@ def test_pushes_change_base_velocity(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_startup_randomization_sets_per_env_friction_and_mass(backend):
     cfg = make_cfg(domain_rand__randomize_friction=True, domain_rand__randomize_base_mass=True)
-    env = Asimov(cfg, "cpu", physics=backend)
+    env = Asimov(cfg, device_for(backend), physics=backend)
     f = env.friction_coeffs.flatten()
     assert torch.all((f >= 0.3) & (f <= 1.2)) and f.unique().numel() == N
     # the physics sees the same numbers: the standing robots' weight follows the added pelvis mass

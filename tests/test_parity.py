@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from gym.envs import Asimov
+from tests.conftest import device_for
 from tests.test_env import make_cfg
 
 
@@ -28,7 +29,7 @@ def make_pair(num_envs: int, **changes) -> dict[str, Asimov]:
     for backend in ("mujoco", "warp"):
         cfg = make_cfg(sim__iterations=50, sim__ls_iterations=50, env__episode_length_s=100.0, **changes)
         cfg.env.num_envs = num_envs
-        envs[backend] = Asimov(cfg, "cpu", physics=backend)
+        envs[backend] = Asimov(cfg, device_for(backend), physics=backend)
         envs[backend].reset()
     return envs
 

@@ -45,7 +45,7 @@ def test_env_step_has_no_host_synchronisation():
 def test_randomized_masses_give_each_world_its_own_derived_constants():
     robot = build_model(AsimovCfg())
     m = robot.mj_model
-    phys = make_physics("warp", m, 2, "cpu", 4)
+    phys = make_physics("warp", m, 2, TEST_DEVICE, 4)
     body = m.body("pelvis_link").id  # the pelvis mass (the free-joint body itself is massless)
     base = float(m.body_mass[body])
     phys.set_body_mass(torch.tensor([1]), body, torch.tensor([base + 1.0]))
@@ -64,7 +64,7 @@ def test_randomized_masses_give_each_world_its_own_derived_constants():
 def test_reset_recomputes_sensors_of_reset_worlds_only_and_matches_mujoco_c():
     cfg = small_cfg(3)
     robot = build_model(cfg)
-    warp = make_physics("warp", robot.mj_model, 3, "cpu", 4)
+    warp = make_physics("warp", robot.mj_model, 3, TEST_DEVICE, 4)
     cpu = MujocoPhysics(robot.mj_model, 3, decimation=4)
     for p in (warp, cpu):
         p.ctrl[:] = torch.as_tensor(robot.mj_model.qpos0[7:], dtype=torch.float32)
@@ -86,7 +86,7 @@ def test_reset_recomputes_sensors_of_reset_worlds_only_and_matches_mujoco_c():
 
 def test_push_is_a_velocity_write_that_acts_at_the_next_tick():
     robot = build_model(small_cfg(2))
-    phys = make_physics("warp", robot.mj_model, 2, "cpu", 4)
+    phys = make_physics("warp", robot.mj_model, 2, TEST_DEVICE, 4)
     phys.step()
     sensors, qvel = phys.sensordata.clone(), phys.qvel.clone()
     kicked = qvel.clone()
@@ -102,7 +102,7 @@ def test_eager_and_captured_steps_agree():
     robot = build_model(small_cfg(2))
     results = []
     for capture in (True, False):
-        phys = make_physics("warp", robot.mj_model, 2, "cpu", 4, graph_capture=capture)
+        phys = make_physics("warp", robot.mj_model, 2, TEST_DEVICE, 4, graph_capture=capture)
         phys.ctrl[:] = 0.1
         for _ in range(3):
             phys.step()
@@ -115,14 +115,14 @@ def test_constraint_buffer_overflow_is_reported_with_the_size_to_set():
     m = robot.mj_model
     data = mujoco.MjData(m)
     mujoco.mj_forward(m, data)
-    phys = make_physics("warp", m, 2, "cpu", 4, njmax=data.nefc)  # just what the start pose needs
+    phys = make_physics("warp", m, 2, TEST_DEVICE, 4, njmax=data.nefc)  # just what the start pose needs
     qpos = phys.qpos.clone()
     qpos[:, 2] -= 0.4  # sink the robots into the floor: shins, knees and pelvis touch it too
     phys.set_state(torch.arange(2), qpos, phys.qvel.clone())
     phys.step()
     with pytest.raises(PhysicsError, match=rf"sim\.njmax={data.nefc}.*--set sim\.njmax=\d+"):
         phys.check_buffers()
-    roomy = make_physics("warp", m, 2, "cpu", 4)
+    roomy = make_physics("warp", m, 2, TEST_DEVICE, 4)
     roomy.ctrl[:] = torch.as_tensor(m.qpos0[7:], dtype=torch.float32)
     for _ in range(10):
         roomy.step()
@@ -140,7 +140,7 @@ def test_cuda_without_a_warp_cuda_device_is_a_clear_error():
 def test_first_compile_shows_a_notice_with_the_cache_folder(monkeypatch, capsys):
     monkeypatch.setattr(warp_backend, "_COMPILE_NOTICE_AFTER_S", 0.0)
     robot = build_model(small_cfg(1))
-    phys = make_physics("warp", robot.mj_model, 1, "cpu", 4)
+    phys = make_physics("warp", robot.mj_model, 1, TEST_DEVICE, 4)
     phys.step()
     out = capsys.readouterr().out
     assert "Compiling MuJoCo Warp kernels for cpu" in out
