@@ -53,3 +53,12 @@ def asimov_reference_dir() -> Path:
             pytrace=False,
         )
     return folder
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread: tiny networks run fastest (and steadiest on a busy machine) that way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,13 +19,7 @@ from gym.utils.run_dirs import get_load_path
 from gym.utils.seeding import get_rng_state
 from tests.test_runner import DeviceEnv, make_cfg, read_metrics
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_asimov(log_dir: Path) -> OnPolicyRunner:

@@ -76,13 +76,7 @@ class PointMassEnv:
         return self.get_observations(), self.get_privileged_observations(), rewards, dones, extras
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny networks run fastest (and steadiest on a busy machine) on one CPU thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_cfg(**runner: Any) -> LeggedRobotCfgPPO:

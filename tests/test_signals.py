@@ -21,12 +21,7 @@ from tests.test_runner import DeviceEnv, make_cfg, read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class SignalAtStep(DeviceEnv):
