@@ -12,6 +12,7 @@ A size that fails (e.g. out of memory) gets a row with the error; the others sti
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -237,7 +238,17 @@ def bench_size(n: int, args: argparse.Namespace, capture: dict[str, set[str]]) -
         physics.ctrl.copy_(targets)
         physics.step()  # graph capture: not timed
         capture.setdefault("(b) WarpPhysics.step", set()).add(backend_capture(physics))
-        row["physics_steps_per_s"] = timed_rate(physics.step, args.steps, device) * n * dec
+        step_calls_per_s = timed_rate(physics.step, args.steps, device)
+        row["physics_steps_per_s"] = step_calls_per_s * n * dec
+        # (g) what a policy step's resets cost: reset_envs on 1 world in 64 (position / velocity
+        # stages only) and, for comparison, a full forward pass over all worlds, as step fractions.
+        mask = torch.zeros(n, dtype=torch.bool, device=physics.qpos.device)
+        mask[::64] = True
+        physics.reset_envs(mask, qpos, qvel)  # graph capture: not timed
+        physics.forward()
+        row["reset_over_step"] = step_calls_per_s / timed_rate(functools.partial(physics.reset_envs, mask, qpos, qvel),
+                                                               args.steps, device)
+        row["forward_over_step"] = step_calls_per_s / timed_rate(physics.forward, args.steps, device)
         probe.sample()
         del physics
     except Exception as exc:  # noqa: BLE001 - one failing size (e.g. out of memory) must not end the table
@@ -268,7 +279,8 @@ def table(rows: list[dict[str, Any]], decimation: int) -> str:
     """The markdown table of `rows`, one per num_envs (see benchmarks/README.md)."""
     head = ["num_envs", "(a) raw mjw.step physics steps/s", "(b) WarpPhysics.step physics steps/s",
             "(c) env.step env steps/s", "(d) PPO FPS", "(e) peak GPU mem [GiB]: torch / warp pool / driver Δ",
-            "(f) startup warm / cold [s]", f"c/(a/{decimation})", "d/c", "error"]
+            "(f) startup warm / cold [s]", "(g) reset / full forward, x step", f"c/(a/{decimation})", "d/c",
+            "error"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" for _ in head[:-1]) + "|:---|"]
     for r in rows:
         a, c, d = r.get("raw_phys_steps_per_s"), r.get("env_steps_per_s"), r.get("ppo_fps")
@@ -281,7 +293,10 @@ def table(rows: list[dict[str, Any]], decimation: int) -> str:
         if "startup_warm_s" in r:
             cold = r.get("startup_cold_s")
             start = f"{r['startup_warm_s']:.1f} / {'-' if cold is None else f'{cold:.1f}'}"
-        cells = [str(r["num_envs"]), fmt(a), fmt(r.get("physics_steps_per_s")), fmt(c), fmt(d), mem, start,
+        g = "-"
+        if "reset_over_step" in r:
+            g = f"{r['reset_over_step']:.3f} / {r['forward_over_step']:.3f}"
+        cells = [str(r["num_envs"]), fmt(a), fmt(r.get("physics_steps_per_s")), fmt(c), fmt(d), mem, start, g,
                  f"{c / (a / decimation):.2f}" if a and c else "-", f"{d / c:.2f}" if c and d else "-",
                  r.get("error", "").replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -72,6 +72,10 @@ def test_table_has_a_row_per_size_with_positive_finite_rates(bench_run: tuple[st
             assert parts and all(math.isfinite(_number(p)) and _number(p) >= 0 for p in parts), rows[n][memory]
     warm, cold = rows[SIZES[0]][startup].split(" / ")
     assert _number(warm) > 0 and cold == "-"  # --skip_cold
+    resets = next(h for h in header if h.startswith("(g)"))
+    for n in SIZES:  # a reset is a small fraction of a full forward, which is a fraction of a step
+        reset, forward = (_number(v) for v in rows[n][resets].split(" / "))
+        assert 0 < reset < forward < 1, rows[n][resets]
     assert "graph capture:" in stdout and "warp: " in stdout and "mujoco_warp: " in stdout
 
 
