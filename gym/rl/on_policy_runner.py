@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -133,11 +133,16 @@ class OnPolicyRunner:
         self.resume_hint: str | None = None
         self._stop = GracefulStop()
         self._last_good: dict[str, Any] | None = None  # state at the start of the current iteration
+        self._checkpoint_callbacks: list[Callable[[Path], Any]] = []
 
     # ------------------------------------------------------------------ training
     def add_logger(self, fn: LoggerFn) -> None:
         """Call `fn(metrics: dict[str, float], iteration: int)` after every learning iteration."""
         self.logger.add_logger(fn)
+
+    def add_checkpoint_callback(self, fn: Callable[[Path], Any]) -> None:
+        """Call `fn(path)` after every checkpoint `save` has written (e.g. to upload it)."""
+        self._checkpoint_callbacks.append(fn)
 
     def _observations(
         self, obs: torch.Tensor, privileged_obs: torch.Tensor | None
@@ -348,8 +353,12 @@ class OnPolicyRunner:
         Holds model, optimizer, iteration, learning rate, normalizers, RNG streams (torch, CUDA,
         numpy, python), the episode-statistics windows and `env_info()`. Raises NonFiniteError
         (nothing written) if any parameter, optimizer moment or normalizer statistic is NaN / Inf,
-        CheckpointWriteError (the previous file intact) if the file cannot be written."""
-        return save_finite_checkpoint(dict(self._checkpoint_state(clone=False), infos=infos), path, _SAVED_KEYS)
+        CheckpointWriteError (the previous file intact) if the file cannot be written. Then calls each
+        `add_checkpoint_callback` function with the path."""
+        path = save_finite_checkpoint(dict(self._checkpoint_state(clone=False), infos=infos), path, _SAVED_KEYS)
+        for fn in self._checkpoint_callbacks:
+            fn(path)
+        return path
 
     def load(self, path: str | Path, load_optimizer: bool = True) -> dict[str, Any] | None:
         """Restore model, normalizers, iteration and (with load_optimizer, i.e. resuming training)

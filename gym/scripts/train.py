@@ -4,9 +4,10 @@ Writes logs/<experiment_name>/<date_time>_<run_name>/ with model_<it>.pt, the re
 (env_cfg.yaml, train_cfg.yaml), git_commit.txt and metrics.jsonl. `--resume` continues in the run
 folder of the checkpoint it loads, unless `--run_name` asks for a new folder.
 
-Order: resolve and validate the configs and the checkpoint to resume (a bad value, name, file, run
-or checkpoint is refused here, before anything is built) -> build the env -> run folder -> runner
--> load -> learn.
+Order: resolve and validate the configs, the checkpoint to resume and the wandb settings (a bad
+value, name, file, run or checkpoint is refused here, before anything is built) -> build the env ->
+run folder -> runner -> load -> wandb run (when asked: `--wandb_*` flags or user/wandb_config.json)
+-> learn -> finish the wandb run, also on errors and interrupts.
 """
 
 from __future__ import annotations
@@ -21,11 +22,27 @@ from gym.utils.cli import get_args  # noqa: E402
 from gym.utils.run_dirs import dump_configs, new_run_dir  # noqa: E402
 from gym.utils.task_registry import ResolvedTask, resolve_task_cfgs  # noqa: E402
 from gym.utils.validation import SETUP_ERRORS  # noqa: E402
+from gym.utils.wandb_logging import (  # noqa: E402
+    WandbRun,
+    WandbSettings,
+    resolve_wandb_settings,
+    settings_from_run_info,
+    start_wandb,
+)
 
 
-def train(args, task: ResolvedTask | None = None) -> Path:
-    """Train `args.task` (configs from `task` if already resolved); returns the run folder."""
+def train(args, task: ResolvedTask | None = None, wandb_settings: WandbSettings | None = None,
+          wandb_extra_config: dict | None = None) -> Path:
+    """Train `args.task` (configs from `task` if already resolved); returns the run folder.
+
+    wandb logging follows `wandb_settings`, or when None the `--wandb_*` flags of `args` and
+    user/wandb_config.json, or when resuming in a run folder with a wandb_run.json, that run's
+    settings (pass `WandbSettings(..., mode="disabled")` to force it off);
+    `wandb_extra_config` is added to the wandb run config (e.g. a sweep trial's parameters).
+    """
     task = task or resolve_task_cfgs(args)
+    if wandb_settings is None:
+        wandb_settings = resolve_wandb_settings(args, default_project=task.train_cfg.runner.experiment_name)
     env = task.make_env()
     r = task.train_cfg.runner
     if task.load_path is not None and not r.run_name:
@@ -33,17 +50,35 @@ def train(args, task: ResolvedTask | None = None) -> Path:
     else:
         run_dir = new_run_dir(r.experiment_name, r.run_name)
     dump_configs(run_dir, task.env_cfg, task.train_cfg)
+    if wandb_settings is None and task.load_path is not None and run_dir == task.load_path.parent:
+        wandb_settings = settings_from_run_info(run_dir)  # resuming a wandb run: keep logging to it
     runner = task.make_runner(env, run_dir)
     runner.task_name = args.task  # named in the runner's "how to resume" line
     if task.load_path is not None:
         runner.load(task.load_path)
-    print(setup_summary(task, env, runner, run_dir))
-    runner.learn(num_learning_iterations=r.max_iterations, init_at_random_ep_len=True)
+    wandb_run = None
+    if wandb_settings is not None:
+        wandb_run = start_wandb(wandb_settings, run_dir, task.env_cfg, task.train_cfg,
+                                extra_config={"task": args.task, "run_dir": str(run_dir), **(wandb_extra_config or {})})
+        runner.add_logger(wandb_run.log_metrics)
+        if wandb_settings.upload_models:
+            runner.add_checkpoint_callback(wandb_run.log_file)
+    print(setup_summary(task, env, runner, run_dir, wandb_run))
+    exit_code = 1
+    try:
+        runner.learn(num_learning_iterations=r.max_iterations, init_at_random_ep_len=True)
+        exit_code = 0
+    except SystemExit as e:  # TrainingInterrupted (SIGINT / SIGTERM): 130 / 143
+        exit_code = e.code if isinstance(e.code, int) else 1
+        raise
+    finally:
+        if wandb_run is not None:
+            wandb_run.finish(exit_code)
     return run_dir
 
 
-def setup_summary(task: ResolvedTask, env, runner, run_dir: Path) -> str:
-    """The training setup, one item per line: task, envs, devices, sizes, batch, iterations, folders."""
+def setup_summary(task: ResolvedTask, env, runner, run_dir: Path, wandb_run: WandbRun | None = None) -> str:
+    """The training setup, one item per line: task, envs, devices, sizes, batch, iterations, folders, wandb."""
     alg, r, pol = task.train_cfg.algorithm, task.train_cfg.runner, task.train_cfg.policy
     batch = env.num_envs * r.num_steps_per_env
     start = runner.current_learning_iteration
@@ -60,6 +95,8 @@ def setup_summary(task: ResolvedTask, env, runner, run_dir: Path) -> str:
         ("seed", str(task.train_cfg.seed)),
         ("resumed from", str(task.load_path)) if task.load_path is not None else None,
         ("run folder", str(run_dir)),
+        ("wandb", f"{wandb_run.mode} run {wandb_run.id}: {wandb_run.url or wandb_run.dir}")
+        if wandb_run is not None and wandb_run.id is not None else None,
     ]
     rows = [row for row in rows if row is not None]
     width = max(len(k) for k, _ in rows)
@@ -71,9 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     args = get_args(argv, description=__doc__)
     try:
         task = resolve_task_cfgs(args)
+        wandb_settings = resolve_wandb_settings(args, default_project=task.train_cfg.runner.experiment_name)
     except SETUP_ERRORS as e:
         sys.exit(f"error: {e}")
-    train(args, task)
+    train(args, task, wandb_settings)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,15 @@ def get_args(argv: list[str] | None = None, description: str = "", extra: list[d
                    help="physics backend: warp (MuJoCo Warp) or mujoco (MuJoCo C, CPU threads)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. rewards.scales.feet_air_time=0.5 algorithm.learning_rate=3e-4")
+    # wandb (gym/utils/wandb_logging.py): off unless one of these is given or user/wandb_config.json exists
+    p.add_argument("--wandb_project", help="wandb project (turns wandb logging on; default: the experiment name)")
+    p.add_argument("--wandb_entity", help="wandb entity: user or team (turns wandb logging on)")
+    p.add_argument("--wandb_mode", choices=["online", "offline", "disabled"],
+                   help="wandb mode (default: WANDB_MODE, else online; without network a run goes offline)")
+    p.add_argument("--wandb_group", help="wandb run group")
+    p.add_argument("--wandb_tags", nargs="+", metavar="TAG", help="wandb run tags")
+    p.add_argument("--wandb_upload_models", action=argparse.BooleanOptionalAction, default=None,
+                   help="log each checkpoint as a wandb artifact (default: off)")
     for spec in extra or []:
         spec = dict(spec)
         p.add_argument(spec.pop("name"), **spec)
