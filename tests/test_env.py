@@ -257,7 +257,8 @@ def test_nan_physics_resets_only_that_env_and_counts_it(env):
     obs, critic, rew, dones, extras = env.step(torch.zeros(N, 12))
     assert dones.tolist() == [False, False, True, False]
     assert not extras["time_outs"].any()  # a fault is a termination, not a truncation
-    assert int(extras["nonfinite_resets"]) == 1 and int(extras["episode_count"]) == 1
+    # counted as a fault, and its (possibly NaN) episode sums are left out of the statistics
+    assert int(extras["nonfinite_resets"]) == 1 and int(extras["episode_count"]) == 0
     assert rew[2] == 0.0 and torch.isfinite(rew).all()
     assert torch.isfinite(obs).all() and torch.isfinite(critic).all()
     assert env.episode_length_buf[2] == 0 and torch.equal(env.episode_length_buf[[0, 1, 3]], lengths[[0, 1, 3]] + 1)

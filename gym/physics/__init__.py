@@ -20,7 +20,7 @@ def default_physics() -> str:
 
 
 def make_physics(name: str, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
-                 nconmax: int = 32, njmax: int = 192, graph_capture: bool = True) -> Physics:
+                 nconmax: int = 24, njmax: int = 128, graph_capture: bool = True) -> Physics:
     """Build backend `name` for `num_envs` copies of `mj_model` on `device`.
 
     nconmax / njmax / graph_capture apply to MuJoCo Warp only (see `WarpPhysics`).

@@ -103,9 +103,11 @@ class Physics(ABC):
         return None
 
     def nonfinite(self) -> torch.Tensor:
-        """(num_envs,) bool: qpos, qvel or sensordata holds NaN / Inf. No host synchronisation."""
-        return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1)
-                 & torch.isfinite(self.sensordata).all(dim=1))
+        """(num_envs,) bool: qpos, qvel or sensordata holds NaN / Inf. No host synchronisation.
+
+        One row sum per tensor: a NaN or Inf anywhere makes the sum non-finite (so does a sum
+        beyond float32's range, ~3e38, which is a diverged state too)."""
+        return ~torch.isfinite(self.qpos.sum(dim=1) + self.qvel.sum(dim=1) + self.sensordata.sum(dim=1))
 
     def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """`reset_envs` by index: `env_ids` (k,) long, `qpos` (k, nq), `qvel` (k, nv).

@@ -70,7 +70,7 @@ class WarpPhysics(Physics):
     name = "warp"
 
     def __init__(self, mj_model: mujoco.MjModel, num_envs: int, device: str, decimation: int,
-                 nconmax: int = 32, njmax: int = 192, graph_capture: bool = True) -> None:
+                 nconmax: int = 24, njmax: int = 128, graph_capture: bool = True) -> None:
         wp.config.log_level = wp.LOG_WARNING  # no per-kernel "Module ... load" lines
         self.wp_device = warp_device(device)  # first: a clear error before touching CUDA
         super().__init__(mj_model, num_envs, device, decimation)
@@ -97,8 +97,6 @@ class WarpPhysics(Physics):
         self.act = wp.to_torch(d.act) if mj_model.na else None
         self._overflow = wp.to_torch(d.overflow)  # (num_envs,) int bitmask, sticky
         self._nefc, self._nacon = wp.to_torch(d.nefc), wp.to_torch(d.nacon)
-        self._max_nefc = torch.zeros((), dtype=self._nefc.dtype, device=self.device)
-        self._max_nacon = torch.zeros((), dtype=self._nacon.dtype, device=self.device)
         self.geom_friction = wp.to_torch(self.model.geom_friction)  # (num_envs, ngeom, 3)
         self.body_mass = wp.to_torch(self.model.body_mass)  # (num_envs, nbody)
         self.body_inertia = wp.to_torch(self.model.body_inertia)  # (num_envs, nbody, 3)
@@ -187,8 +185,6 @@ class WarpPhysics(Physics):
     # -- stepping ----------------------------------------------------------------------------
     def step(self) -> None:
         self._launch("step", self._step_eager)
-        torch.maximum(self._max_nefc, self._nefc.max(), out=self._max_nefc)
-        torch.maximum(self._max_nacon, self._nacon[0], out=self._max_nacon)
 
     def forward(self) -> None:
         """Full forward pass (all sensors) for every world, no time step."""
@@ -218,15 +214,16 @@ class WarpPhysics(Physics):
         for value in torch.unique(self._overflow).tolist():  # OR of the per-world bitmasks
             flags |= int(value)
         problems = []
+        # the overflow flags are sticky; the counts are those of the last physics tick
         if flags & int(_OVERFLOW.NEFC):
-            need = max(int(self._max_nefc), self.njmax + 1)
-            problems.append(f"constraint rows: a world needed {need} > sim.njmax={self.njmax}; "
+            need = max(int(self._nefc.max()), self.njmax + 1)
+            problems.append(f"constraint rows: a world needed at least {need} > sim.njmax={self.njmax}; "
                             f"set --set sim.njmax={_round_up(need * 1.5)}")
         if flags & int(_OVERFLOW.BROADPHASE | _OVERFLOW.NARROWPHASE):
-            per_world = -(-int(self._max_nacon) // self.num_envs)
-            problems.append(f"contacts: {int(self._max_nacon)} in all worlds > sim.nconmax={self.nconmax} "
-                            f"x {self.num_envs} worlds; set --set sim.nconmax="
-                            f"{_round_up(max(per_world, self.nconmax + 1) * 1.5)}")
+            total = max(int(self._nacon[0]), self.nconmax * self.num_envs + 1)
+            per_world = -(-total // self.num_envs)
+            problems.append(f"contacts: at least {total} in all worlds > sim.nconmax={self.nconmax} "
+                            f"x {self.num_envs} worlds; set --set sim.nconmax={_round_up(per_world * 1.5)}")
         other = flags & ~int(_OVERFLOW.NEFC | _OVERFLOW.BROADPHASE | _OVERFLOW.NARROWPHASE
                             | _OVERFLOW.ITERATIONS | _OVERFLOW.LS_ITERATIONS)
         if other:

@@ -96,6 +96,16 @@ class LeggedRobot(LeggedRewardsMixin):
         self._qvel_init[0, 0:3], self._qvel_init[0, 3:6] = tensor(i.lin_vel), tensor(i.ang_vel)
         self.common_step_counter = 0
         self.extras: dict = {}
+        r, cr = c.commands.ranges, c.commands
+        # uniform draws lo + span * U(0, 1), one column per quantity (one random kernel per use)
+        lo_span = lambda *ranges: (tensor([a for a, _ in ranges]), tensor([b - a for a, b in ranges]))  # noqa: E731
+        self._cmd_lo, self._cmd_span = lo_span(r.lin_vel_x, r.lin_vel_y, r.ang_vel_yaw, r.heading,
+                                               cr.resampling_time_range)
+        self._spawn_lo, self._spawn_span = lo_span(i.xy_range, i.xy_range, i.yaw_range)
+        dr = c.domain_rand
+        push = (-dr.max_push_vel_xy, dr.max_push_vel_xy)
+        self._push_lo, self._push_span = lo_span(dr.push_interval_s, push, push)
+        self._sensor_indices()
         self._refresh_state()
 
     def _prepare_reward_functions(self) -> None:
@@ -109,7 +119,10 @@ class LeggedRobot(LeggedRewardsMixin):
                 raise AttributeError(f"rewards.scales.{name} has no method _reward_{name} on "
                                      f"{type(self).__name__}; known terms: {known}")
             self.reward_scales[name] = scale * self.dt
-        self.episode_sums = {k: torch.zeros(self.num_envs, device=self.device) for k in self.reward_scales}
+        self._reward_scale_vec = torch.tensor(list(self.reward_scales.values()), device=self.device)
+        # (N, terms) running episode sums; `episode_sums[name]` are column views of it
+        self._episode_sums = torch.zeros(self.num_envs, len(self.reward_scales), device=self.device)
+        self.episode_sums = {k: self._episode_sums[:, i] for i, k in enumerate(self.reward_scales)}
 
     def _apply_startup_randomization(self) -> None:
         """Per-env foot friction and added base mass, drawn once (legged_gym's startup randomization)."""
@@ -172,8 +185,8 @@ class LeggedRobot(LeggedRewardsMixin):
         non-finite reward, or a non-finite action or observation in the previous step. The
         faulted transition is a termination with reward 0, so nothing non-finite reaches PPO.
         """
-        fault = self.physics.nonfinite() | self.physics.fault | ~torch.isfinite(self.rew_buf)
-        fault |= self._pending_fault
+        fault = self.physics.nonfinite() | ~torch.isfinite(self.rew_buf)
+        fault |= self.physics.fault | self._pending_fault
         self._pending_fault.zero_()
         return fault
 
@@ -189,13 +202,13 @@ class LeggedRobot(LeggedRewardsMixin):
         targets = torch.maximum(torch.minimum(self.compute_targets(self.actions), self.joint_hi), self.joint_lo)
         self.torques = (self.p_gains * (targets - self.dof_pos) - self.d_gains * self.dof_vel).clip(
             -self.torque_limits, self.torque_limits)
-        feet = [p.sensordata[:, s(f"foot_contact_{i}")] for i in range(self.num_feet)]
-        self.foot_contact = torch.stack([f[:, 0] > 0 for f in feet], dim=1)  # (N, feet) bool
-        self.foot_forces = torch.stack([f[:, 1:4] for f in feet], dim=1)  # (N, feet, 3) [N], world
-        self.foot_pos = torch.stack([p.sensordata[:, s(f"foot_pos_{i}")] for i in range(self.num_feet)], 1)
-        self.foot_vel = torch.stack([p.sensordata[:, s(f"foot_vel_{i}")] for i in range(self.num_feet)], 1)
-        self.penalized_contacts = self._body_contacts(self.cfg.asset.penalize_contacts_on)
-        self.terminate_contacts = self._body_contacts(self.cfg.asset.terminate_after_contacts_on)
+        feet = p.sensordata.index_select(1, self._foot_sensor_idx).view(self.num_envs, self.num_feet, 10)
+        self.foot_contact = feet[..., 0] > 0  # (N, feet) bool
+        self.foot_forces = feet[..., 1:4]  # (N, feet, 3) [N], world
+        self.foot_pos = feet[..., 4:7]  # (N, feet, 3) [m], world
+        self.foot_vel = feet[..., 7:10]  # (N, feet, 3) [m/s], world
+        self.penalized_contacts = p.sensordata.index_select(1, self._penalized_idx) > 0
+        self.terminate_contacts = p.sensordata.index_select(1, self._terminate_idx) > 0
 
     def _update_feet_air_time(self) -> None:
         """Advance the per-foot flight timers by one policy step (exactly once per step).
@@ -207,12 +220,22 @@ class LeggedRobot(LeggedRewardsMixin):
         self.last_air_time = torch.where(self.first_contact, air, self.last_air_time)
         self.feet_air_time = torch.where(self.foot_contact, torch.zeros_like(air), air)
 
-    def _body_contacts(self, bodies: list[str]) -> torch.Tensor:
-        """(N, len(bodies)) bool: body touches the floor."""
-        if not bodies:
-            return torch.zeros(self.num_envs, 0, dtype=torch.bool, device=self.device)
-        s = self.robot.sensor
-        return torch.stack([self.physics.sensordata[:, s(f"contact_{b}")][:, 0] > 0 for b in bodies], dim=1)
+    def _sensor_indices(self) -> None:
+        """Column indices into sensordata, built once: per foot [contact found, force xyz, pos xyz,
+        vel xyz], and the contact-found column of each penalized / terminating body."""
+        s, dev = self.robot.sensor, self.device
+
+        def cols(name: str) -> list[int]:
+            sl = s(name)
+            return list(range(sl.start, sl.stop))
+
+        feet = [cols(f"foot_contact_{i}")[:4] + cols(f"foot_pos_{i}") + cols(f"foot_vel_{i}")
+                for i in range(self.num_feet)]
+        self._foot_sensor_idx = torch.tensor([c for foot in feet for c in foot], device=dev)
+        found = lambda bodies: torch.tensor([s(f"contact_{b}").start for b in bodies],  # noqa: E731
+                                            dtype=torch.long, device=dev)
+        self._penalized_idx = found(self.cfg.asset.penalize_contacts_on)
+        self._terminate_idx = found(self.cfg.asset.terminate_after_contacts_on)
 
     def check_termination(self) -> None:
         """Falls (tilt, low base, forbidden contact) terminate; the time limit truncates."""
@@ -226,18 +249,22 @@ class LeggedRobot(LeggedRewardsMixin):
     def compute_reward(self) -> None:
         """rew = sum_i scale_i * dt * r_i; each term must return (num_envs,).
 
-        Terms are added to the episode sums only where finite, so one diverged env never poisons
-        the logged statistics (its step is excluded as a fault, see `_faults`).
+        A diverged env's sums may turn non-finite; they are left out of the logged statistics and
+        zeroed at its reset (see `_faults`, `reset_envs`).
         """
-        self.rew_buf = torch.zeros(self.num_envs, device=self.device)
-        for name, scale in self.reward_scales.items():
+        terms = []
+        for name in self.reward_scales:
             term = getattr(self, f"_reward_{name}")()
             if term.shape != (self.num_envs,):
                 raise ValueError(f"_reward_{name} returned shape {tuple(term.shape)}; "
                                  f"rewards must have shape ({self.num_envs},)")
-            term = term * scale
-            self.rew_buf += term
-            self.episode_sums[name] += torch.nan_to_num(term, nan=0.0, posinf=0.0, neginf=0.0)
+            terms.append(term)
+        if not terms:
+            self.rew_buf = torch.zeros(self.num_envs, device=self.device)
+            return
+        scaled = torch.stack(terms, dim=1) * self._reward_scale_vec  # (N, terms)
+        self.rew_buf = scaled.sum(dim=1)
+        self._episode_sums += scaled
         if self.cfg.rewards.only_positive_rewards:
             self.rew_buf.clip_(min=0.0)
 
@@ -256,16 +283,18 @@ class LeggedRobot(LeggedRewardsMixin):
         """Reset the envs where `mask` (N,) bool is set: pose, buffers, commands (no host sync).
 
         Fills `extras`: "time_outs" (N,) bool; "episode": per reward term, the SUM over the reset
-        envs of their episode's per-second value (0-dim); "episode_count": number of reset envs
-        (0-dim); "nonfinite_resets": how many were reset for a fault (0-dim, `fault` (N,) bool).
+        envs of their episode's per-second value (0-dim); "episode_count": how many envs that sum
+        covers (0-dim; faulted envs, `fault` (N,) bool, are left out); "nonfinite_resets": how many
+        were reset for a fault (0-dim).
         """
-        count = mask.sum()
+        logged = mask if fault is None else mask & ~fault  # a diverged env's sums are not logged
+        sums = torch.where(logged.unsqueeze(1), self._episode_sums, 0.0).sum(dim=0) / self.max_episode_length_s
         self.extras = {
             "time_outs": self.time_out_buf.clone(),
-            "episode": {f"rew_{name}": torch.sum(sums * mask) / self.max_episode_length_s
-                        for name, sums in self.episode_sums.items()},
-            "episode_count": count,
-            "nonfinite_resets": fault.sum() if fault is not None else torch.zeros_like(count),
+            "episode": {f"rew_{name}": value for name, value in zip(self.reward_scales, sums.unbind())},
+            "episode_count": logged.sum(),
+            "nonfinite_resets": fault.sum() if fault is not None else torch.zeros((), dtype=torch.long,
+                                                                                  device=self.device),
         }
         qpos, qvel = self._initial_state()
         self.physics.reset_envs(mask, qpos, qvel)
@@ -275,21 +304,21 @@ class LeggedRobot(LeggedRewardsMixin):
     def _initial_state(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-batch (N, nq), (N, nv) start states: default pose at init_state.pos + U(xy_range),
         yaw U(yaw_range), init velocities (world linear, body angular)."""
-        n, i, dev = self.num_envs, self.cfg.init_state, self.device
+        n = self.num_envs
+        u = self._spawn_lo + self._spawn_span * torch.rand(n, 3, device=self.device)  # x, y, yaw
         qpos = self._qpos_init.expand(n, -1).clone()
-        qpos[:, 0:2] += sample_uniform(*i.xy_range, (n, 2), dev)
-        qpos[:, 3:7] = quat_from_yaw(sample_uniform(*i.yaw_range, (n,), dev))
+        qpos[:, 0:2] += u[:, 0:2]
+        qpos[:, 3:7] = quat_from_yaw(u[:, 2])
         return qpos, self._qvel_init.expand(n, -1)
 
     def _reset_buffers(self, mask: torch.Tensor) -> None:
         m = mask.unsqueeze(1)
-        for sums in self.episode_sums.values():
-            sums.masked_fill_(mask, 0.0)
+        self._episode_sums.masked_fill_(m, 0.0)
         for buf in (self.actions, self.last_actions, self.last_dof_vel, self.feet_air_time, self.last_air_time):
             buf.masked_fill_(m, 0.0)
         self.episode_length_buf.masked_fill_(mask, 0)
         self._resample_commands(mask)
-        push_in = sample_uniform(*self.cfg.domain_rand.push_interval_s, (self.num_envs,), self.device)
+        push_in = self._push_lo[0] + self._push_span[0] * torch.rand(self.num_envs, device=self.device)
         self.push_time_left = torch.where(mask, push_in, self.push_time_left)
 
     # -- commands and pushes --------------------------------------------------------------------
@@ -307,19 +336,18 @@ class LeggedRobot(LeggedRewardsMixin):
     def _resample_commands(self, mask: torch.Tensor) -> None:
         """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; some
         envs stand, some track a heading. Draws for every env and keeps the masked rows."""
-        c, n, dev = self.cfg.commands, self.num_envs, self.device
-        r = c.ranges
-        cmd = torch.stack([sample_uniform(*r.lin_vel_x, (n,), dev), sample_uniform(*r.lin_vel_y, (n,), dev),
-                           sample_uniform(*r.ang_vel_yaw, (n,), dev), sample_uniform(*r.heading, (n,), dev)], 1)
+        c = self.cfg.commands
+        u = torch.rand(self.num_envs, 7, device=self.device)
+        draw = self._cmd_lo + self._cmd_span * u[:, :5]  # v_x, v_y, w_z, heading, time to next
+        cmd = draw[:, :4]
         if c.min_norm > 0:
             cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
-        standing = torch.rand(n, device=dev) < c.rel_standing_envs
+        standing = u[:, 5] < c.rel_standing_envs
         cmd[:, :3] *= (~standing).unsqueeze(1)
-        heading_env = (torch.rand(n, device=dev) < c.rel_heading_envs) & c.heading_command & ~standing
+        heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing if c.heading_command else torch.zeros_like(standing)
         self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)
         self.heading_env = torch.where(mask, heading_env, self.heading_env)
-        time_left = sample_uniform(*c.resampling_time_range, (n,), dev)
-        self.command_time_left = torch.where(mask, time_left, self.command_time_left)
+        self.command_time_left = torch.where(mask, draw[:, 4], self.command_time_left)
 
     def _apply_pushes(self, allowed: torch.Tensor) -> None:
         """Kick envs whose push timer expired (and that did not just reset, `allowed` (N,)): add
@@ -330,11 +358,10 @@ class LeggedRobot(LeggedRewardsMixin):
             return
         self.push_time_left -= self.dt
         due = (self.push_time_left <= 0) & allowed
-        next_in = sample_uniform(*dr.push_interval_s, (self.num_envs,), self.device)
-        self.push_time_left = torch.where(due, next_in, self.push_time_left)
-        kick = sample_uniform(-dr.max_push_vel_xy, dr.max_push_vel_xy, (self.num_envs, 2), self.device)
+        u = self._push_lo + self._push_span * torch.rand(self.num_envs, 3, device=self.device)  # next, kick
+        self.push_time_left = torch.where(due, u[:, 0], self.push_time_left)
         qvel = self.physics.qvel.clone()
-        qvel[:, 0:2] += kick
+        qvel[:, 0:2] += u[:, 1:3]
         self.physics.set_qvel(due, qvel)
 
     # -- observations ---------------------------------------------------------------------------
