@@ -187,13 +187,14 @@ def test_bad_config_exits_before_any_trial_or_wandb_call(tmp_path, logs, monkeyp
 
 def test_online_sweep_without_a_wandb_server_fails_fast(tmp_path, logs, monkeypatch):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # a key, so only the server is missing
     path = write(tmp_path, cfg_with({"rewards.scales.pose": {"values": [0.5, 1.0]}}))
     start = time.monotonic()
     with pytest.raises(SystemExit) as e:
         sweep.main([*SMALL, "--wandb_sweep_config", path, "--wandb_mode", "online", "--wandb_project", "p"])
     assert time.monotonic() - start < 15
     message = str(e.value.code)
-    assert "cannot reach the wandb server 127.0.0.1:1" in message and "--wandb_mode offline" in message
+    assert "cannot reach the wandb server http://127.0.0.1:1" in message and "--wandb_mode offline" in message
     assert not logs.exists()
 
 

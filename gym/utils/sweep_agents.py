@@ -17,7 +17,6 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import optuna
 
@@ -214,19 +213,18 @@ def write_summary_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def check_wandb_reachable(timeout: float = WANDB_REACH_TIMEOUT_S) -> None:
-    """Raise SweepError at once when the wandb server (WANDB_BASE_URL, default api.wandb.ai) takes no TCP
-    connection within `timeout` s: wandb would otherwise retry for minutes."""
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    """Raise SweepError at once when an online sweep cannot work here: no wandb API key, or the
+    wandb server (wandb's base URL) gives no HTTP answer within `timeout` s; wandb itself would
+    retry for minutes. The same check as online training's (`wandb_logging.offline_reason`)."""
+    from gym.utils.wandb_logging import offline_reason
+
     start = time.monotonic()
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as e:
+    reason = offline_reason(timeout)
+    if reason is not None:
         raise SweepError(
-            f"cannot reach the wandb server {host}:{port} ({e or type(e).__name__}, after "
-            f"{time.monotonic() - start:.1f} s): an online sweep needs it to create or join the sweep and to "
-            "hand out trials. Run the same config offline instead (Optuna, no server): add --wandb_mode offline; "
-            "each trial's offline wandb run can be uploaded later with `wandb sync`") from None
+            f"{reason}, after {time.monotonic() - start:.1f} s: an online sweep needs the wandb server to create "
+            "or join the sweep and to hand out trials. Run the same config offline instead (Optuna, no server): "
+            "add --wandb_mode offline; each trial's offline wandb run can be uploaded later with `wandb sync`")
 
 
 def run_online_agent(cfg: SweepConfig, args: Any, experiment: str, settings: Any, sweep_id: str | None = None,
