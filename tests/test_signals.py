@@ -4,10 +4,12 @@ never writes anything non-finite. Tiny fake envs from tests/test_runner.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,54 @@ def test_physics_buffer_overflow_stops_with_the_sizes_to_set(tmp_path):
     with pytest.raises(PhysicsBufferError, match=r"sim\.njmax=256.*saved to") as info:
         runner.learn(3)
     assert env.checks == 2 and info.value.checkpoint == tmp_path / "model_1.pt"
+
+
+def test_sigterm_to_train_py_then_resume_continues_lr_normalizer_and_numbering(tmp_path, monkeypatch):
+    """End to end: SIGTERM a real train.py, then `--resume` continues at the next iteration with the
+    checkpoint's learning rate and normalizer (the envs restart from fresh resets)."""
+    import gym
+    from gym.rl.on_policy_runner import OnPolicyRunner as Runner
+    from gym.scripts import train as train_script
+    from gym.utils.cli import get_args
+
+    logs = tmp_path / "logs"
+    small = ["--task=asimov", "--num_envs=8", "--physics=mujoco", "--headless", "--sim_device=cpu", "--set",
+             "runner.num_steps_per_env=4", "policy.actor_hidden_dims=[32]", "policy.critic_hidden_dims=[32]"]
+    env = {**os.environ, "LEGGED_GYM_LOGS_DIR": str(logs), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "gym" / "scripts" / "train.py"), *small,
+                             "--max_iterations=100000", "--run_name=sig"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    metrics = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(logs.glob("asimov_velocity/*_sig/metrics.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "train.py wrote no metrics in time"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    run = metrics.parent
+    ckpt_path = max(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    assert f"--resume --load_run={run.name} --checkpoint={ckpt['iter']}" in stderr
+
+    seen = {}
+
+    def record_then_learn_one(self, num_learning_iterations, init_at_random_ep_len=False):
+        seen.update(iteration=self.current_learning_iteration, lr=self.alg.learning_rate,
+                    mean=self.obs_normalizer.state_dict()["_mean"].clone(), count=int(self.obs_normalizer.count))
+        return original(self, 1, init_at_random_ep_len)
+
+    original = Runner.learn
+    monkeypatch.setattr(Runner, "learn", record_then_learn_one)
+    monkeypatch.setattr(gym, "LOGS_DIR", logs)
+    train_script.train(get_args([*small, "--resume", f"--load_run={run.name}", f"--checkpoint={ckpt['iter']}"]))
+    assert seen["iteration"] == ckpt["iter"] and seen["lr"] == ckpt["learning_rate"]
+    assert torch.equal(seen["mean"], ckpt["obs_norm_state_dict"]["_mean"])
+    assert seen["count"] == int(ckpt["obs_norm_state_dict"]["count"])
+    iterations = [json.loads(line)["iteration"] for line in metrics.read_text().splitlines()]
+    assert iterations == list(range(1, ckpt["iter"] + 2))  # each once, then the next one
+    assert (run / f"model_{ckpt['iter'] + 1}.pt").is_file()
