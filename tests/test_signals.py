@@ -217,3 +217,32 @@ def test_sigterm_to_train_py_then_resume_continues_lr_normalizer_and_numbering(t
     iterations = [json.loads(line)["iteration"] for line in metrics.read_text().splitlines()]
     assert iterations == list(range(1, ckpt["iter"] + 2))  # each once, then the next one
     assert (run / f"model_{ckpt['iter'] + 1}.pt").is_file()
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "warp"])
+def test_nan_in_one_real_env_is_reset_counted_and_training_goes_on(tmp_path, backend):
+    from gym.envs import Asimov, AsimovCfg
+
+    cfg = AsimovCfg()
+    cfg.env.num_envs = 8
+    env = Asimov(cfg, "cpu", physics=backend)
+    train_cfg = make_cfg(save_interval=50)
+    train_cfg.runner.num_steps_per_env = 4
+    calls = {"n": 0}
+    step = env.step
+
+    def step_with_a_fault(actions):
+        calls["n"] += 1
+        if calls["n"] == 6:  # iteration 2: NaN joint velocities in env 3
+            qvel = env.physics.qvel[3:4].clone()
+            qvel[:, 6:] = float("nan")
+            env.physics.set_state(torch.tensor([3]), env.physics.qpos[3:4].clone(), qvel)
+        return step(actions)
+
+    env.step = step_with_a_fault
+    runner = OnPolicyRunner(env, train_cfg, tmp_path)
+    runner.learn(3)
+    resets = [m["Episode/nonfinite_resets"] for m in read_metrics(tmp_path)]
+    assert resets == [0, 1, 0]
+    ckpt = torch.load(tmp_path / "model_3.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["model_state_dict"].values())
