@@ -28,6 +28,17 @@ _FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _CTRL = mujoco.mjtState.mjSTATE_CTRL.value
 
 
+def default_nthread() -> int:
+    """Rollout threads per process: the usable cores (affinity mask) divided among the
+    LOCAL_WORLD_SIZE processes torchrun / train.py --num_processes start on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_ranks = 1
+    return max(1, cores // local_ranks)
+
+
 class MujocoPhysics(Physics):
     """`num_envs` MuJoCo C simulations stepped by a thread pool (CPU).
 
@@ -37,7 +48,8 @@ class MujocoPhysics(Physics):
         device: torch device of the public tensors. "cpu" gives zero-copy views; another device
             costs one host-to-device copy of qpos/qvel/sensordata per step.
         decimation: physics steps per `step()` with `ctrl` held.
-        nthread: worker threads of the rollout pool (default `os.cpu_count()`).
+        nthread: worker threads of the rollout pool (default `default_nthread()`: the cores this
+            process may use, shared among the LOCAL_WORLD_SIZE ranks of a multi-process run).
 
     Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs their own
     `MjModel` copy (copy-on-write); the others keep sharing `mj_model`. A copy costs
@@ -58,7 +70,7 @@ class MujocoPhysics(Physics):
     ) -> None:
         super().__init__(mj_model, num_envs, device, decimation)
         m, n = mj_model, num_envs
-        self.nthread = max(1, nthread if nthread is not None else (os.cpu_count() or 1))
+        self.nthread = max(1, nthread if nthread is not None else default_nthread())
         self.dt = float(m.opt.timestep)
         nstate = mujoco.mj_stateSize(m, _FULL)
         self._qpos_sl = slice(1, 1 + m.nq)  # FULLPHYSICS = [time, qpos, qvel, act, ...]

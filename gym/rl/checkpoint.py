@@ -221,3 +221,22 @@ def _short(keys: Iterable[str], n: int = 5) -> str:
     keys = list(keys)
     more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
     return f"{keys[:n]}{more}"
+
+
+def policy_dims_problems(actor_critic: Any, model_state: Any) -> list[str]:
+    """Plain-words mismatches of num_obs / num_privileged_obs / num_actions between `actor_critic`
+    (an `ActorCritic`) and a checkpoint's "model_state_dict"."""
+    if not isinstance(model_state, dict):
+        return []
+    ac = actor_critic
+    checks = [
+        ("actor.0.weight", 1, ac.num_actor_obs, "the policy input (num_obs)"),
+        ("critic.0.weight", 1, ac.num_critic_obs, "the critic input (num_privileged_obs)"),
+        ("log_std", 0, ac.num_actions, "the action size (num_actions)"),
+    ]
+    problems = []
+    for key, dim, here, what in checks:
+        tensor = model_state.get(key)
+        if isinstance(tensor, torch.Tensor) and tensor.dim() > dim and tensor.shape[dim] != here:
+            problems.append(f"{what} is {tensor.shape[dim]} in the checkpoint but {here} in the env")
+    return problems

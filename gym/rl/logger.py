@@ -93,6 +93,12 @@ class EpisodeStats:
     def pop_metrics(self) -> dict[str, float]:
         """Train/* over the finished-episode windows, Episode/* of this iteration (one host read);
         clears this iteration's Episode/* accumulators."""
+        return self.metrics_from_totals(self.pop_totals())
+
+    def pop_totals(self) -> dict[str, float]:
+        """This iteration's raw totals (one host read), which add up over ranks: "reward_sum" and
+        "length_sum" of the finished-episode window, "episodes" in it, "nonfinite_resets", and per
+        reward term "sum/<term>" and "count/<term>". Clears the Episode/* accumulators."""
         names = list(self.term_sums)
         packed = torch.cat([
             self.reward_ring[:-1], self.length_ring[:-1], self.num_finished.float().reshape(1),
@@ -103,17 +109,27 @@ class EpisodeStats:
         L = self.buffer_len
         rewards, lengths, n, nonfinite = packed[:L], packed[L:2 * L], int(packed[2 * L]), packed[2 * L + 1]
         sums, counts = packed[2 * L + 2:2 * L + 2 + len(names)], packed[2 * L + 2 + len(names):]
-        metrics: dict[str, float] = {}
-        if n > 0:
-            metrics["Train/mean_reward"] = sum(rewards[:n]) / n
-            metrics["Train/mean_episode_length"] = sum(lengths[:n]) / n
+        totals = {"reward_sum": sum(rewards[:n]), "length_sum": sum(lengths[:n]), "episodes": float(n),
+                  "nonfinite_resets": nonfinite}
         for name, total, count in zip(names, sums, counts):
-            if count > 0:
-                metrics[f"Episode/{name}"] = total / count
-        metrics["Episode/nonfinite_resets"] = nonfinite
+            totals[f"sum/{name}"], totals[f"count/{name}"] = total, count
         self.term_sums.clear()
         self.term_counts.clear()
         self.nonfinite_resets.zero_()
+        return totals
+
+    @staticmethod
+    def metrics_from_totals(totals: Mapping[str, float]) -> dict[str, float]:
+        """`pop_totals()` (of one rank, or summed over ranks) -> Train/* and Episode/* metrics."""
+        metrics: dict[str, float] = {}
+        n = totals["episodes"]
+        if n > 0:
+            metrics["Train/mean_reward"] = totals["reward_sum"] / n
+            metrics["Train/mean_episode_length"] = totals["length_sum"] / n
+        for key, total in totals.items():
+            if key.startswith("sum/") and totals[f"count/{key[4:]}"] > 0:
+                metrics[f"Episode/{key[4:]}"] = total / totals[f"count/{key[4:]}"]
+        metrics["Episode/nonfinite_resets"] = totals["nonfinite_resets"]
         return metrics
 
     def reset_running(self) -> None:

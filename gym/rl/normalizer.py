@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gym.rl.distributed import Distributed
+
 
 class EmpiricalNormalization(nn.Module):
     """Normalize (B, *shape) inputs with running statistics; updated only in training mode.
@@ -19,13 +21,17 @@ class EmpiricalNormalization(nn.Module):
         shape: feature shape (int or tuple), e.g. num_obs.
         eps: added to the std in the denominator.
         until: stop updating once this many samples have been seen (None = never stop).
+        dist: with several ranks, every update merges the batch statistics of all ranks first, so
+            every rank holds the same statistics (those of all ranks' samples); None: this process only.
     """
 
-    def __init__(self, shape: int | Sequence[int], eps: float = 1e-2, until: int | None = None) -> None:
+    def __init__(self, shape: int | Sequence[int], eps: float = 1e-2, until: int | None = None,
+                 dist: Distributed | None = None) -> None:
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.eps = eps
         self.until = until
+        self.dist = dist
         self.register_buffer("_mean", torch.zeros(1, *shape))
         self.register_buffer("_var", torch.ones(1, *shape))
         self.register_buffer("_std", torch.ones(1, *shape))
@@ -58,6 +64,7 @@ class EmpiricalNormalization(nn.Module):
         n = n_a + n_b,  delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
         var = (n_a * var_a + n_b * var_b + delta^2 * n_a * n_b / n) / n.
 
+        With `dist` active, (n_b, mean_b, var_b) are first those of all ranks' batches together.
         Once `count` >= `until` the statistics stay as they are. That test is a device-side
         `torch.where`, so an update never reads a value back to the host (no CUDA sync per step).
         """
@@ -67,6 +74,9 @@ class EmpiricalNormalization(nn.Module):
         x = x.detach().to(self._mean.dtype)
         mean_b = x.mean(dim=0, keepdim=True)
         var_b = x.var(dim=0, unbiased=False, keepdim=True)
+        if self.dist is not None and self.dist.active:  # distributed: the batch of all ranks (one all-gather)
+            n_all, mean_b, var_b = self.dist.merge_moments(n_b, mean_b, var_b)
+            n_b = n_all.round().long()
         n_a = self.count.to(self._mean.dtype)
         n = n_a + n_b
         delta = mean_b - self._mean

@@ -8,8 +8,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,20 @@ from gym.rl.checkpoint import (
     CheckpointWriteError,
     env_info,
     env_info_problems,
+    policy_dims_problems,
     read_checkpoint,
     save_finite_checkpoint,
     state_dict_problems,
 )
+from gym.rl.distributed import Distributed, to_cpu
 from gym.rl.errors import NonFiniteError, NonFiniteResetsError, PhysicsBufferError, TrainingInterrupted
+from gym.rl.inference import InferencePolicy, torch_threads
 from gym.rl.logger import EpisodeStats, LoggerFn, MetricsLogger
 from gym.rl.normalizer import EmpiricalNormalization
 from gym.rl.ppo import PPO
 from gym.rl.signals import GracefulStop, resume_line
 from gym.rl.vec_env import VecEnv
-from gym.utils.seeding import get_rng_state, set_rng_state
+from gym.utils.seeding import get_rng_state, set_rng_state, set_seed
 
 NORMALIZER_UNTIL = int(1e8)  # samples after which the observation statistics freeze (rsl_rl)
 MAX_NONFINITE_FRACTION = 0.25  # default of runner.max_nonfinite_fraction
@@ -43,49 +45,26 @@ _SAVED_KEYS = ("model_state_dict", "optimizer_state_dict", "obs_norm_state_dict"
                "learning_rate")
 
 
-class InferencePolicy(nn.Module):
-    """obs (N, O) -> deterministic actions (N, A), observation normalizer applied, no gradients."""
-
-    def __init__(self, normalizer: nn.Module, actor_critic: ActorCritic) -> None:
-        super().__init__()
-        self.normalizer = normalizer
-        self.actor_critic = actor_critic
-
-    @torch.no_grad()
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor_critic.act_inference(self.normalizer(obs))
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch intra-op threads (n <= 0: unchanged)."""
-    if n <= 0:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class OnPolicyRunner:
     """PPO training loop for `env` configured by `train_cfg` (seed, policy, algorithm, runner).
 
     Set `task_name` (train.py does) so that an interrupted run prints the exact train.py command
     that resumes it, or `resume_hint`, a format string with {checkpoint}, {run} and {iteration}.
+
+    With `dist` (several ranks, gym/rl/distributed.py) each rank steps its own env with seed
+    train_cfg.seed + rank; `learn` starts every rank from rank 0's state; only rank 0 logs and
+    writes files (`log_dir` is ignored on the others); stop and failure decisions are agreed.
     """
 
-    def __init__(
-        self, env: VecEnv, train_cfg: LeggedRobotCfgPPO, log_dir: str | Path | None, device: str = "cpu"
-    ) -> None:
+    def __init__(self, env: VecEnv, train_cfg: LeggedRobotCfgPPO, log_dir: str | Path | None,
+                 device: str = "cpu", dist: Distributed | None = None) -> None:
         self.env = env
         self.cfg = train_cfg
         self.device = torch.device(device)
-        self.log_dir = Path(log_dir) if log_dir is not None else None
-        random.seed(train_cfg.seed)
-        torch.manual_seed(train_cfg.seed)
+        self.dist = dist if dist is not None else Distributed()
+        self.log_dir = Path(log_dir) if log_dir is not None and self.dist.is_main else None
+        random.seed(train_cfg.seed + self.dist.rank)
+        torch.manual_seed(train_cfg.seed + self.dist.rank)
 
         pol, alg, run = train_cfg.policy, train_cfg.algorithm, train_cfg.runner
         num_critic_obs = env.num_privileged_obs or env.num_obs
@@ -100,7 +79,7 @@ class OnPolicyRunner:
             clip_param=alg.clip_param, gamma=alg.gamma, lam=alg.lam, value_loss_coef=alg.value_loss_coef,
             entropy_coef=alg.entropy_coef, learning_rate=alg.learning_rate, max_grad_norm=alg.max_grad_norm,
             use_clipped_value_loss=alg.use_clipped_value_loss, schedule=alg.schedule,
-            desired_kl=alg.desired_kl, device=self.device,
+            desired_kl=alg.desired_kl, device=self.device, dist=self.dist,
         )
         self.num_steps_per_env = int(run.num_steps_per_env)
         # Small per-step env ops on the CPU are slower with several threads (OpenMP barriers, and the
@@ -115,10 +94,10 @@ class OnPolicyRunner:
         self.max_nonfinite_fraction = float(getattr(run, "max_nonfinite_fraction", MAX_NONFINITE_FRACTION))
         self.empirical_normalization = bool(run.empirical_normalization)
         if self.empirical_normalization:
-            self.obs_normalizer: nn.Module = EmpiricalNormalization(env.num_obs, until=NORMALIZER_UNTIL)
+            self.obs_normalizer: nn.Module = EmpiricalNormalization(env.num_obs, until=NORMALIZER_UNTIL,
+                                                                    dist=self.dist)
             self.critic_obs_normalizer: nn.Module = EmpiricalNormalization(
-                num_critic_obs, until=NORMALIZER_UNTIL
-            )
+                num_critic_obs, until=NORMALIZER_UNTIL, dist=self.dist)
         else:
             self.obs_normalizer, self.critic_obs_normalizer = nn.Identity(), nn.Identity()
         self.obs_normalizer.to(self.device)
@@ -167,7 +146,7 @@ class OnPolicyRunner:
                 rewards, dones = rewards.to(self.device), dones.to(self.device)
                 self.alg.process_env_step(rewards, dones, extras)
                 self.episode_stats.step(rewards, dones, extras)
-                if self._stop.requested:
+                if self._stop.requested and not self.dist.active:  # distributed: agreed after the rollout
                     return obs, critic_obs, False
             self.alg.compute_returns(critic_obs)
         return obs, critic_obs, True
@@ -185,6 +164,7 @@ class OnPolicyRunner:
                 non-finite in one iteration, after saving the state at the start of it.
             CheckpointWriteError: the final checkpoint could not be written (a failed periodic
                 save only warns and training goes on).
+            DistributedError: (several ranks) a collective failed or timed out: another rank died.
         """
         env = self.env
         if init_at_random_ep_len:
@@ -192,13 +172,16 @@ class OnPolicyRunner:
                 env.episode_length_buf, high=max(int(env.max_episode_length), 1)
             )
         self.train_mode()
+        if self.dist.active:  # ---- distributed: every rank starts from rank 0's state
+            self._sync_from_main()
         self.alg.storage.clear()  # a rollout cut short by an earlier interrupt or error is discarded
         self.alg.nonfinite_policy_steps.zero_()
         obs, critic_obs = self._observations(env.get_observations(), env.get_privileged_observations())
         start = self.current_learning_iteration
         end = start + num_learning_iterations
-        steps_per_iteration = self.num_steps_per_env * env.num_envs
-        self.logger.start(start, end)
+        steps_per_iteration = self.num_steps_per_env * env.num_envs * self.dist.world_size  # all ranks
+        if self.dist.is_main:
+            self.logger.start(start, end)
         learn_start = time.perf_counter()
         with self._stop:
             try:
@@ -208,7 +191,7 @@ class OnPolicyRunner:
                     obs, critic_obs, complete = self.collect(obs, critic_obs)
                     if not complete:
                         self._interrupt(self._last_good)
-                    self._check_collection(it)
+                    self._check_collection(it)  # distributed: also the agreed stop after the rollout
                     t1 = time.perf_counter()
                     try:
                         losses = self.alg.update()
@@ -217,34 +200,49 @@ class OnPolicyRunner:
                     t2 = time.perf_counter()
 
                     self.current_learning_iteration = it + 1
-                    metrics = self.episode_stats.pop_metrics()
+                    times = {"collection": t1 - t0, "learning": t2 - t1, "iteration": t2 - t0,
+                             "wall": t2 - learn_start, "stop": float(self._stop.signum or 0)}
+                    totals = self.episode_stats.pop_totals()
+                    if self.dist.active:  # ---- distributed: episodes summed, slowest rank's times, stop flag
+                        means = {f"Loss/{k}": v / self.dist.world_size for k, v in losses.items()
+                                 if k != "learning_rate"}  # the same on every rank
+                        totals, times = self.dist.combine({**totals, **means}, times)
+                        losses.update({k[5:]: totals.pop(k) for k in means})
+                    metrics = EpisodeStats.metrics_from_totals(totals)
                     metrics.update({
-                        "Perf/fps": steps_per_iteration / (t2 - t0),
-                        "Perf/collection_time": t1 - t0,
-                        "Perf/learning_time": t2 - t1,
+                        "Perf/fps": steps_per_iteration / times["iteration"],
+                        "Perf/collection_time": times["collection"],
+                        "Perf/learning_time": times["learning"],
                         "Perf/total_timesteps": float(steps_per_iteration * (it + 1)),
-                        "Perf/wall_time": t2 - learn_start,  # [s] since this learn() call began
+                        "Perf/wall_time": times["wall"],  # [s] since this learn() call began
                     })
                     metrics.update({f"Loss/{k}": v for k, v in losses.items()})
                     metrics["Policy/mean_action_std"] = float(self.alg.actor_critic.log_std.detach().exp().mean())
-                    self.logger.log(metrics, self.current_learning_iteration)
-                    if self._stop.requested:
-                        self._interrupt(None)
+                    if self.dist.is_main:
+                        self.logger.log(metrics, self.current_learning_iteration)
+                    if times["stop"]:
+                        self._interrupt(None, int(times["stop"]))
                     if self.log_dir is not None and self.current_learning_iteration % self.save_interval == 0:
                         self._periodic_save(self.log_dir / f"model_{self.current_learning_iteration}.pt")
             finally:
-                self.logger.close()
+                if self.dist.is_main:
+                    self.logger.close()
                 self._last_good = None
         if self.log_dir is not None and end % self.save_interval != 0 and num_learning_iterations > 0:
             self.save(self.log_dir / f"model_{end}.pt")
 
     def _check_collection(self, it: int) -> None:
         """One host read per iteration: non-finite policy steps (-> NonFiniteError) and envs reset
-        for non-finite physics (-> NonFiniteResetsError above the allowed fraction)."""
+        for non-finite physics (-> NonFiniteResetsError above the allowed fraction). Distributed:
+        the worst rank's counts and any rank's stop signal decide for all ranks alike."""
         bad_steps, nonfinite = torch.stack(
             [self.alg.nonfinite_policy_steps, self.episode_stats.nonfinite_resets]
         ).tolist()
         self.alg.nonfinite_policy_steps.zero_()
+        if self.dist.active:  # ---- distributed: one all-reduce (max) of [bad steps, resets, signal]
+            bad_steps, nonfinite, signum = self.dist.reduce_max([bad_steps, nonfinite, self._stop.signum or 0])
+            if signum:
+                self._interrupt(self._last_good, int(signum))
         if bad_steps:
             raise self._failed(NonFiniteError, (
                 f"the policy produced NaN / Inf actions or values in {bad_steps} of {self.num_steps_per_env} "
@@ -279,10 +277,11 @@ class OnPolicyRunner:
             message += f". Last good state (iteration {self._last_good['iter']}) saved to {path}"
         return kind(message, checkpoint=path)
 
-    def _interrupt(self, state: dict[str, Any] | None) -> None:
-        """Save `state` (None: the current, completed iteration), print how to resume, raise
-        TrainingInterrupted. A failed save raises CheckpointWriteError instead."""
-        signum = self._stop.signum or signal.SIGINT
+    def _interrupt(self, state: dict[str, Any] | None, signum: int | None = None) -> None:
+        """Save `state` (None: the current, completed iteration), print how to resume (rank 0),
+        raise TrainingInterrupted. A failed save raises CheckpointWriteError instead. `signum`:
+        the signal agreed by all ranks (default: the one this process received)."""
+        signum = signum or self._stop.signum or signal.SIGINT
         iteration = self.current_learning_iteration if state is None else int(state["iter"])
         path = None
         if self.log_dir is not None:
@@ -294,7 +293,10 @@ class OnPolicyRunner:
         where = "no checkpoint written (the runner has no log_dir)" if path is None else (
             f"checkpoint {path}. {resume_line(path, iteration, self.task_name, self.resume_hint)}")
         message = f"{signal.Signals(signum).name}: interrupted at iteration {iteration}; {where}"
-        print(message, file=sys.stderr, flush=True)
+        if not self.dist.is_main:
+            message = f"rank {self.dist.rank}: interrupted at iteration {iteration} (rank 0 writes the checkpoint)"
+        else:
+            print(message, file=sys.stderr, flush=True)
         raise TrainingInterrupted(signum, iteration, path, message)
 
     def _periodic_save(self, path: Path) -> None:
@@ -307,6 +309,22 @@ class OnPolicyRunner:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         except NonFiniteError as e:
             raise self._failed(NonFiniteError, str(e)) from e
+
+    def _sync_from_main(self) -> None:
+        """Distributed: every rank takes rank 0's model, optimizer, normalizers, iteration and lr
+        (after a resume, those rank 0 loaded). The other ranks' RNG streams stay their own; after a
+        resume they restart from seed + rank + world_size * iteration (rank 0's come from the file)."""
+        state = self.dist.broadcast_object(to_cpu(self._checkpoint_state(clone=False)) if self.dist.is_main else None)
+        if self.dist.is_main:
+            return
+        self.alg.actor_critic.load_state_dict(state["model_state_dict"])
+        self.alg.optimizer.load_state_dict(state["optimizer_state_dict"])
+        self.obs_normalizer.load_state_dict(state["obs_norm_state_dict"])
+        self.critic_obs_normalizer.load_state_dict(state["critic_obs_norm_state_dict"])
+        self.alg.set_learning_rate(float(state["learning_rate"]))
+        if state["iter"] != self.current_learning_iteration:
+            self.current_learning_iteration = int(state["iter"])
+            set_seed(self.cfg.seed + self.dist.rank + self.dist.world_size * self.current_learning_iteration)
 
     def train_mode(self) -> None:
         """Policy, critic and normalizers in training mode (normalizer statistics update)."""
@@ -368,7 +386,7 @@ class OnPolicyRunner:
         path = Path(path)
         ckpt = read_checkpoint(path, map_location=self.device)
         problems = env_info_problems(ckpt.get("env_info"), env_info(self.env))
-        problems += self._dims_problems(ckpt["model_state_dict"])
+        problems += policy_dims_problems(self.alg.actor_critic, ckpt["model_state_dict"])
         parts = [
             ("model_state_dict", self.alg.actor_critic),
             ("obs_norm_state_dict", self.obs_normalizer),
@@ -396,20 +414,3 @@ class OnPolicyRunner:
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
             raise CheckpointError(f"checkpoint {path}: cannot be restored ({type(e).__name__}: {e})") from e
         return ckpt["infos"]
-
-    def _dims_problems(self, model_state: Any) -> list[str]:
-        """Plain-words mismatches of num_obs / num_privileged_obs / num_actions."""
-        if not isinstance(model_state, dict):
-            return []
-        ac = self.alg.actor_critic
-        checks = [
-            ("actor.0.weight", 1, ac.num_actor_obs, "the policy input (num_obs)"),
-            ("critic.0.weight", 1, ac.num_critic_obs, "the critic input (num_privileged_obs)"),
-            ("log_std", 0, ac.num_actions, "the action size (num_actions)"),
-        ]
-        problems = []
-        for key, dim, here, what in checks:
-            tensor = model_state.get(key)
-            if isinstance(tensor, torch.Tensor) and tensor.dim() > dim and tensor.shape[dim] != here:
-                problems.append(f"{what} is {tensor.shape[dim]} in the checkpoint but {here} in the env")
-        return problems

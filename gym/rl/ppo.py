@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gym.rl.actor_critic import ActorCritic
+from gym.rl.distributed import Distributed
 from gym.rl.errors import NonFiniteError
 from gym.rl.storage import RolloutStorage, Transition
 
@@ -70,7 +71,12 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 
 
 class PPO:
-    """Owns the actor-critic's optimizer and the rollout storage."""
+    """Owns the actor-critic's optimizer and the rollout storage.
+
+    `dist` (several ranks): every mini-batch's gradients are averaged over the ranks in one flat
+    all-reduce, which also averages the KL for the adaptive learning rate; advantages are normalized
+    over the global batch. All ranks then take the same optimizer step. None: this process alone.
+    """
 
     def __init__(
         self,
@@ -88,10 +94,12 @@ class PPO:
         schedule: str = "fixed",
         desired_kl: float = 0.01,
         device: str | torch.device = "cpu",
+        dist: Distributed | None = None,
     ) -> None:
         if schedule not in ("fixed", "adaptive"):
             raise ValueError(f"unknown schedule {schedule!r}; valid: 'fixed', 'adaptive'")
         self.device = torch.device(device)
+        self.dist = dist if dist is not None else Distributed()
         self.actor_critic = actor_critic.to(self.device)
         self.optimizer = torch.optim.Adam(self.actor_critic.parameters(), lr=learning_rate)
         self.storage: RolloutStorage | None = None
@@ -168,7 +176,7 @@ class PPO:
     def compute_returns(self, last_critic_obs: torch.Tensor) -> None:
         """GAE with V(s_T) from the critic observation after the last step, (N, P)."""
         last_values = self.actor_critic.evaluate(last_critic_obs).detach()
-        self._storage().compute_returns(last_values, self.gamma, self.lam)
+        self._storage().compute_returns(last_values, self.gamma, self.lam, dist=self.dist)
 
     def update(self) -> dict[str, float]:
         """num_learning_epochs x num_mini_batches gradient steps; returns mean statistics.
@@ -180,6 +188,7 @@ class PPO:
         ac = self.actor_critic
         sums = dict.fromkeys(("value_loss", "surrogate_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
         num_updates = 0
+        distributed = self.dist.active
         for batch in storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs):
             ac.update_distribution(batch.observations)
             log_prob = ac.get_actions_log_prob(batch.actions)
@@ -187,9 +196,10 @@ class PPO:
             mu, sigma, entropy = ac.action_mean, ac.action_std, ac.entropy
 
             with torch.no_grad():
-                kl = gaussian_kl(batch.action_mean, batch.action_sigma, mu, sigma).mean().item()
-            if self.schedule == "adaptive" and self.desired_kl > 0.0:
-                self.set_learning_rate(adapt_learning_rate(self.learning_rate, kl, self.desired_kl))
+                kl_local = gaussian_kl(batch.action_mean, batch.action_sigma, mu, sigma).mean()
+            if not distributed:
+                kl = kl_local.item()
+                self._adapt_learning_rate(kl)
 
             ratio = torch.exp(log_prob - batch.actions_log_prob)
             surrogate = surrogate_loss(ratio, batch.advantages, self.clip_param)
@@ -200,8 +210,15 @@ class PPO:
 
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            peers_finite = True
+            if distributed:  # ---- distributed: one all-reduce of [every gradient, KL, non-finite loss flag]
+                local_bad = (~torch.isfinite(torch.stack([surrogate, v_loss, entropy.mean()]).detach())).any()
+                kl, bad = self.dist.all_reduce_gradients(
+                    ac.parameters(), torch.stack([kl_local, local_bad.to(kl_local.dtype)])).tolist()
+                peers_finite = bad == 0.0  # averaged flag: > 0 when any rank's loss is NaN / Inf
+                self._adapt_learning_rate(kl)  # from the KL averaged over ranks, before the step as above
             grad_norm = nn.utils.clip_grad_norm_(ac.parameters(), self.max_grad_norm)
-            self._check_finite(num_updates, surrogate, v_loss, entropy.mean(), grad_norm)
+            self._check_finite(num_updates, surrogate, v_loss, entropy.mean(), grad_norm, peers_finite)
             self.optimizer.step()
 
             sums["value_loss"] += v_loss.item()
@@ -217,14 +234,21 @@ class PPO:
         storage.clear()
         return stats
 
+    def _adapt_learning_rate(self, kl: float) -> None:
+        """The adaptive schedule's step (`adapt_learning_rate`); the fixed schedule keeps the lr."""
+        if self.schedule == "adaptive" and self.desired_kl > 0.0:
+            self.set_learning_rate(adapt_learning_rate(self.learning_rate, kl, self.desired_kl))
+
     def _check_finite(self, step: int, surrogate: torch.Tensor, v_loss: torch.Tensor,
-                      entropy: torch.Tensor, grad_norm: torch.Tensor) -> None:
-        """Raise NonFiniteError naming the non-finite loss terms / gradient of mini-batch `step`."""
+                      entropy: torch.Tensor, grad_norm: torch.Tensor, peers_finite: bool = True) -> None:
+        """Raise NonFiniteError naming the non-finite loss terms / gradient of mini-batch `step`
+        (`peers_finite` False: another rank's loss was non-finite; every rank raises alike)."""
         values = torch.stack([surrogate.detach(), v_loss.detach(), entropy.detach(), grad_norm.detach()])
-        if bool(torch.isfinite(values).all()):
+        if peers_finite and bool(torch.isfinite(values).all()):
             return
         named = dict(zip(("surrogate loss", "value loss", "entropy", "gradient norm"), values.tolist()))
         bad = ", ".join(f"{k} = {v}" for k, v in named.items() if not torch.isfinite(torch.tensor(v)))
+        bad = bad or "the loss of another rank (see its error)"
         raise NonFiniteError(
             f"non-finite PPO update at mini-batch {step} (epoch {step // self.num_mini_batches}): {bad}. "
             "Likely causes: a learning rate that is too high (algorithm.learning_rate), returns or "

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from gym.rl.distributed import Distributed
+
 
 @dataclass
 class Transition:
@@ -131,9 +133,11 @@ class RolloutStorage:
     def clear(self) -> None:
         self.step = 0
 
-    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
+    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float,
+                        dist: Distributed | None = None) -> None:
         """GAE (see `compute_gae`) with last_values (N,) = V(s_T); advantages are then normalized
-        over the whole T * N batch: A <- (A - mean(A)) / (std(A) + 1e-8)."""
+        over the whole T * N batch: A <- (A - mean(A)) / (std(A) + 1e-8). With `dist` active, mean
+        and (unbiased) std are those of the global batch of all ranks, as one process would compute."""
         if self.step != self.num_transitions_per_env:
             raise RuntimeError(
                 f"compute_returns needs a full rollout: {self.step} of "
@@ -143,7 +147,12 @@ class RolloutStorage:
             self.rewards, self.values, self.dones, last_values.reshape(self.num_envs), gamma, lam
         )
         self.returns.copy_(returns)
-        self.advantages.copy_((advantages - advantages.mean()) / (advantages.std() + 1e-8))
+        if dist is not None and dist.active:  # distributed: statistics of all ranks' advantages
+            n, mean, var = dist.merge_moments(advantages.numel(), advantages.mean(), advantages.var(unbiased=False))
+            std = (var * n / (n - 1)).sqrt()
+        else:
+            mean, std = advantages.mean(), advantages.std()
+        self.advantages.copy_((advantages - mean) / (std + 1e-8))
 
     def mini_batch_generator(self, num_mini_batches: int, num_epochs: int = 1) -> Iterator[MiniBatch]:
         """For each epoch, a fresh random permutation of the T * N transitions split into

@@ -206,6 +206,9 @@ class LeggedRobotCfgPPO(BaseConfig):
         # Stop when more than this fraction of num_envs is reset for non-finite physics in one iteration.
         max_nonfinite_fraction = 0.25
         save_interval = 50  # iterations between checkpoints
+        # Several ranks (--gpu_ids, --num_processes, torchrun): the bound on every collective; a rank
+        # that stops or hangs ends the others after at most this long.
+        dist_timeout_s = 300.0
         experiment_name = "test"
         run_name = ""
         resume = False
