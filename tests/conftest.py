@@ -4,8 +4,14 @@ switch: `GYM_TEST_DEVICE=cuda:0 python -m pytest tests` runs the env and MuJoCo 
 import os
 from pathlib import Path
 
-import pytest
-import torch
+from gym.utils.gl_backend import select_gl_backend
+
+# Offscreen rendering in this process (tests/test_play_media.py) needs MUJOCO_GL chosen before anything
+# imports mujoco: EGL, else OSMesa (a MUJOCO_GL set by the user wins). The scripts do the same themselves.
+select_gl_backend()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 _ENV_VAR = "ASIMOV_REFERENCE_DIR"
 # Device of the env / MuJoCo Warp tests: "cpu" (Warp's CPU device) unless GYM_TEST_DEVICE says e.g.

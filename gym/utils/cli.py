@@ -36,6 +36,11 @@ def get_args(argv: list[str] | None = None, description: str = "", extra: list[d
                    help="physics backend: warp (MuJoCo Warp) or mujoco (MuJoCo C, CPU threads)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. rewards.scales.feet_air_time=0.5 algorithm.learning_rate=3e-4")
+    # several ranks on this machine (gym/utils/launch.py); several machines: torchrun
+    p.add_argument("--gpu_ids", nargs="+", metavar="ID",
+                   help="train.py: one rank per GPU, e.g. --gpu_ids 0 1, or 'all' (--num_envs is per rank)")
+    p.add_argument("--num_processes", type=int, metavar="N",
+                   help="train.py: N CPU ranks (gloo) on this machine (--num_envs is per rank)")
     # wandb (gym/utils/wandb_logging.py): off unless one of these is given or user/wandb_config.json exists
     p.add_argument("--wandb_project", help="wandb project (turns wandb logging on; default: the experiment name)")
     p.add_argument("--wandb_entity", help="wandb entity: user or team (turns wandb logging on)")
@@ -45,6 +50,13 @@ def get_args(argv: list[str] | None = None, description: str = "", extra: list[d
     p.add_argument("--wandb_tags", nargs="+", metavar="TAG", help="wandb run tags")
     p.add_argument("--wandb_upload_models", action=argparse.BooleanOptionalAction, default=None,
                    help="log each checkpoint as a wandb artifact (default: off)")
+    # videos (gym/utils/video.py): play.py --video, train.py --video_interval
+    p.add_argument("--video_interval", type=int, metavar="N",
+                   help="train.py: record a clip every N iterations into <run>/videos/ (and wandb when on)")
+    p.add_argument("--video_length", type=float, default=5.0, metavar="SECONDS",
+                   help="length of a video [s of simulated time] (default 5)")
+    p.add_argument("--video_size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="video size [px], even numbers (default: play 640 480, training clips 320 240)")
     for spec in extra or []:
         spec = dict(spec)
         p.add_argument(spec.pop("name"), **spec)

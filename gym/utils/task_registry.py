@@ -135,11 +135,12 @@ class ResolvedTask:
         """Build the env (model compile, physics backend, buffers): the heavy work."""
         return self.task_class(self.env_cfg, sim_device=self.sim_device, physics=self.env_cfg.sim.physics)
 
-    def make_runner(self, env: Any, log_dir: str | Path | None) -> Any:
-        """The PPO runner for `env`, on `rl_device`, logging to `log_dir` (None: no files)."""
+    def make_runner(self, env: Any, log_dir: str | Path | None, dist: Any = None) -> Any:
+        """The PPO runner for `env`, on `rl_device`, logging to `log_dir` (None: no files); `dist`: this
+        rank's `gym.rl.distributed.Distributed` in a multi-rank run (None: a single process)."""
         from gym.rl import OnPolicyRunner
 
-        return OnPolicyRunner(env, self.train_cfg, log_dir, device=self.rl_device)
+        return OnPolicyRunner(env, self.train_cfg, log_dir, device=self.rl_device, dist=dist)
 
 
 def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry | None = None,
@@ -150,9 +151,10 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
     Order: registered configs (with `cpu_defaults` on a CPU sim device), play defaults (`for_play`:
     16 envs), flags and `--set` overrides, play's fixed command (`for_play`, `args.command`), seed,
     then validation of every value, name and file (`gym.utils.validation`), then the checkpoint to
-    load (`for_play` or `runner.resume`) under `logs_dir` (default: `gym.LOGS_DIR`), checked against
-    the robot, its joints and the network sizes. For play, the policy shape of the run that wrote
-    the checkpoint is used.
+    load (`for_play` or `runner.resume`) under `logs_dir` (default: `gym.LOGS_DIR`), or play's
+    `args.checkpoint_file` (any path), checked against the robot, its joints and the network sizes.
+    For play, the policy shape of the run that wrote the checkpoint is used (its train_cfg.yaml,
+    else the checkpoint's own tensor shapes).
 
     Raises UnknownTaskError, ConfigKeyError / ValueError (a bad `--set`), ConfigError (every invalid
     value, listed together) and FileNotFoundError (no such run or checkpoint; lists those that exist).
@@ -184,11 +186,17 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
         raise ConfigError(problems, name)
     load_path = None
     r = train_cfg.runner
-    if for_play or r.resume:
+    checkpoint_file = getattr(args, "checkpoint_file", None) if for_play else None
+    if checkpoint_file:
+        load_path = checkpoint_file_path(checkpoint_file, r)
+        if not use_saved_policy_shape(train_cfg, load_path.parent / "train_cfg.yaml"):
+            use_checkpoint_policy_shape(train_cfg, load_path)
+    elif for_play or r.resume:
         logs = Path(logs_dir) if logs_dir is not None else gym.LOGS_DIR
         load_path = get_load_path(logs / r.experiment_name, r.load_run, r.checkpoint)
         if for_play:
             use_saved_policy_shape(train_cfg, load_path.parent / "train_cfg.yaml")
+    if load_path is not None:
         problems = checkpoint_problems(load_path, env_cfg, train_cfg)
         if problems:
             raise ConfigError(problems, name)
@@ -226,13 +234,50 @@ def configure_play(env_cfg: Any, command: list[float]) -> None:
     env_cfg.noise.add_noise = False
 
 
-def use_saved_policy_shape(train_cfg: Any, saved_cfg: Path) -> None:
-    """Build the policy as the run that wrote the checkpoint did (e.g. trained on GPU, played on CPU)."""
-    if not saved_cfg.is_file():
+def checkpoint_file_path(path: str | Path, runner_cfg: Any) -> Path:
+    """play.py `--checkpoint_file`: the file itself (anywhere, not only under logs/). Raises
+    FileNotFoundError (no such file) or ValueError (combined with --load_run / --checkpoint)."""
+    if runner_cfg.load_run not in (None, -1, "-1") or runner_cfg.checkpoint not in (None, -1):
+        raise ValueError("--checkpoint_file names the checkpoint itself; drop --load_run / --checkpoint "
+                         "(they pick one under logs/<experiment_name>/)")
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        where = "no such file" if not file.exists() else "not a file"
+        raise FileNotFoundError(f"--checkpoint_file {path}: {where}; pass the path of a model_<iteration>.pt "
+                                "(e.g. logs/<experiment>/<run>/model_1500.pt)")
+    return file
+
+
+def use_checkpoint_policy_shape(train_cfg: Any, checkpoint: Path) -> None:
+    """Hidden sizes and observation normalization read from the checkpoint's own tensors (for a
+    file without its run's train_cfg.yaml); the activation stays the task's."""
+    import torch
+
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - the runner's load names the file and the reason
         return
+    model = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(model, dict):
+        return
+    for net in ("actor", "critic"):
+        keys = sorted((k for k in model if k.startswith(f"{net}.") and k.endswith(".weight")),
+                      key=lambda k: int(k.split(".")[1]))
+        if keys:
+            setattr(train_cfg.policy, f"{net}_hidden_dims", [int(model[k].shape[0]) for k in keys[:-1]])
+    if isinstance(ckpt.get("obs_norm_state_dict"), dict):
+        train_cfg.runner.empirical_normalization = bool(ckpt["obs_norm_state_dict"])
+
+
+def use_saved_policy_shape(train_cfg: Any, saved_cfg: Path) -> bool:
+    """Build the policy as the run that wrote the checkpoint did (e.g. trained on GPU, played on CPU);
+    False when there is no `saved_cfg` file."""
+    if not saved_cfg.is_file():
+        return False
     saved = yaml.safe_load(saved_cfg.read_text()) or {}
     for key, value in saved.get("policy", {}).items():
         if hasattr(train_cfg.policy, key):
             setattr(train_cfg.policy, key, value)
     if "empirical_normalization" in saved.get("runner", {}):
         train_cfg.runner.empirical_normalization = saved["runner"]["empirical_normalization"]
+    return True
