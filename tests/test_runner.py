@@ -181,6 +181,10 @@ def test_inference_policy_is_deterministic_and_normalized(tmp_path):
     assert int(runner.obs_normalizer.count) == count  # eval mode: statistics frozen
     expected = runner.alg.actor_critic.act_inference(runner.obs_normalizer(obs))
     torch.testing.assert_close(actions, expected)
+    # a copy on another device (e.g. a GPU-trained policy played on the CPU) after an update
+    elsewhere = runner.get_inference_policy(device="meta")
+    assert all(p.device.type == "meta" for p in elsewhere.parameters())
+    assert runner.alg.actor_critic.distribution is not None  # the runner's own cache is kept
 
 
 @pytest.fixture

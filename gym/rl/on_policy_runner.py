@@ -344,7 +344,12 @@ class OnPolicyRunner:
         self.eval_mode()
         policy = InferencePolicy(self.obs_normalizer, self.alg.actor_critic)
         if device is not None and torch.device(device) != self.device:
-            policy = copy.deepcopy(policy).to(device)
+            ac = self.alg.actor_critic
+            cached, ac.distribution = ac.distribution, None  # after an update it has autograd history,
+            try:  # which copy.deepcopy refuses
+                policy = copy.deepcopy(policy).to(device)
+            finally:
+                ac.distribution = cached
         return policy
 
     # ------------------------------------------------------------------ checkpoints
