@@ -194,6 +194,7 @@ def http_reachable(url: str, timeout: float) -> str | None:
     import urllib.request
 
     result: list[str | None] = []
+    no_answer = f"no answer from {urlparse(url).netloc} within {timeout:g} s"
 
     def probe() -> None:
         try:
@@ -202,14 +203,19 @@ def http_reachable(url: str, timeout: float) -> str | None:
         except urllib.error.HTTPError:
             result.append(None)  # the server answered (401, 404, ...): the network is there
         except urllib.error.URLError as e:
-            result.append(None if isinstance(e.reason, ssl.SSLError) else f"{e.reason}")
-        except (OSError, ValueError) as e:  # timeouts, resets, a malformed URL
+            if isinstance(e.reason, TimeoutError):
+                result.append(no_answer)
+            else:
+                result.append(None if isinstance(e.reason, ssl.SSLError) else f"{e.reason}")
+        except TimeoutError:  # the socket timed out first: the same as the join below timing out
+            result.append(no_answer)
+        except (OSError, ValueError) as e:  # resets, a malformed URL
             result.append(f"{type(e).__name__}: {e}")
 
     worker = threading.Thread(target=probe, daemon=True)  # DNS lookups ignore socket timeouts
     worker.start()
     worker.join(timeout)
-    return result[0] if result else f"no answer from {urlparse(url).netloc} within {timeout:g} s"
+    return result[0] if result else no_answer
 
 
 class WandbRun:
