@@ -147,8 +147,8 @@ class MujocoPhysics(Physics):
         if ids.size == 0:
             return
         self._state[ids] = self._default_state
-        self._state[ids, self._qpos_sl] = qpos.detach().cpu().double().numpy()[ids]
-        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()[ids]
+        self._state[ids, self._qpos_sl] = qpos.detach().cpu().numpy()[ids]
+        self._state[ids, self._qvel_sl] = qvel.detach().cpu().numpy()[ids]
         self._warm[ids] = 0.0
         self._fault[ids] = False
         self._qpos32[ids] = self._state[ids, self._qpos_sl]
@@ -161,7 +161,7 @@ class MujocoPhysics(Physics):
         ids = np.flatnonzero(mask.detach().cpu().numpy().reshape(-1))
         if ids.size == 0:
             return
-        self._state[ids, self._qvel_sl] = qvel.detach().cpu().double().numpy()[ids]
+        self._state[ids, self._qvel_sl] = qvel.detach().cpu().numpy()[ids]
         self._qvel32[ids] = self._state[ids, self._qvel_sl]
         self._sync()
 

@@ -96,11 +96,11 @@ class LeggedRobot(LeggedRewardsMixin):
         self._qvel_init[0, 0:3], self._qvel_init[0, 3:6] = tensor(i.lin_vel), tensor(i.ang_vel)
         self.common_step_counter = 0
         self.extras: dict = {}
-        r, cr = c.commands.ranges, c.commands
+        cmd = c.commands
         # uniform draws lo + span * U(0, 1), one column per quantity (one random kernel per use)
         lo_span = lambda *ranges: (tensor([a for a, _ in ranges]), tensor([b - a for a, b in ranges]))  # noqa: E731
-        self._cmd_lo, self._cmd_span = lo_span(r.lin_vel_x, r.lin_vel_y, r.ang_vel_yaw, r.heading,
-                                               cr.resampling_time_range)
+        self._cmd_lo, self._cmd_span = lo_span(cmd.ranges.lin_vel_x, cmd.ranges.lin_vel_y, cmd.ranges.ang_vel_yaw,
+                                               cmd.ranges.heading, cmd.resampling_time_range)
         self._spawn_lo, self._spawn_span = lo_span(i.xy_range, i.xy_range, i.yaw_range)
         dr = c.domain_rand
         push = (-dr.max_push_vel_xy, dr.max_push_vel_xy)
@@ -202,13 +202,13 @@ class LeggedRobot(LeggedRewardsMixin):
         targets = torch.maximum(torch.minimum(self.compute_targets(self.actions), self.joint_hi), self.joint_lo)
         self.torques = (self.p_gains * (targets - self.dof_pos) - self.d_gains * self.dof_vel).clip(
             -self.torque_limits, self.torque_limits)
-        feet = p.sensordata.index_select(1, self._foot_sensor_idx).view(self.num_envs, self.num_feet, 10)
-        self.foot_contact = feet[..., 0] > 0  # (N, feet) bool
-        self.foot_forces = feet[..., 1:4]  # (N, feet, 3) [N], world
-        self.foot_pos = feet[..., 4:7]  # (N, feet, 3) [m], world
-        self.foot_vel = feet[..., 7:10]  # (N, feet, 3) [m/s], world
-        self.penalized_contacts = p.sensordata.index_select(1, self._penalized_idx) > 0
-        self.terminate_contacts = p.sensordata.index_select(1, self._terminate_idx) > 0
+        feet = p.sensordata[:, self._foot_cols].unflatten(1, (self.num_feet, 10))  # a view if contiguous
+        self.foot_pos = feet[..., 0:3]  # (N, feet, 3) [m], world
+        self.foot_vel = feet[..., 3:6]  # (N, feet, 3) [m/s], world
+        self.foot_contact = feet[..., 6] > 0  # (N, feet) bool
+        self.foot_forces = feet[..., 7:10]  # (N, feet, 3) [N], world
+        self.penalized_contacts = p.sensordata[:, self._penalized_cols] > 0
+        self.terminate_contacts = p.sensordata[:, self._terminate_cols] > 0
 
     def _update_feet_air_time(self) -> None:
         """Advance the per-foot flight timers by one policy step (exactly once per step).
@@ -221,21 +221,21 @@ class LeggedRobot(LeggedRewardsMixin):
         self.feet_air_time = torch.where(self.foot_contact, torch.zeros_like(air), air)
 
     def _sensor_indices(self) -> None:
-        """Column indices into sensordata, built once: per foot [contact found, force xyz, pos xyz,
-        vel xyz], and the contact-found column of each penalized / terminating body."""
-        s, dev = self.robot.sensor, self.device
+        """Sensordata columns, built once: per foot [pos xyz, vel xyz, contact found, force xyz]
+        and the contact-found column of each penalized / terminating body. `build_model` adds the
+        sensors in that order, so these are slices and the state buffers are views."""
+        s = self.robot.sensor
 
-        def cols(name: str) -> list[int]:
+        def cols(name: str, n: int | None = None) -> list[int]:
             sl = s(name)
-            return list(range(sl.start, sl.stop))
+            return list(range(sl.start, sl.stop))[:n]
 
-        feet = [cols(f"foot_contact_{i}")[:4] + cols(f"foot_pos_{i}") + cols(f"foot_vel_{i}")
-                for i in range(self.num_feet)]
-        self._foot_sensor_idx = torch.tensor([c for foot in feet for c in foot], device=dev)
-        found = lambda bodies: torch.tensor([s(f"contact_{b}").start for b in bodies],  # noqa: E731
-                                            dtype=torch.long, device=dev)
-        self._penalized_idx = found(self.cfg.asset.penalize_contacts_on)
-        self._terminate_idx = found(self.cfg.asset.terminate_after_contacts_on)
+        feet = [c for i in range(self.num_feet)
+                for c in cols(f"foot_pos_{i}") + cols(f"foot_vel_{i}") + cols(f"foot_contact_{i}", 4)]
+        found = [[s(f"contact_{b}").start for b in bodies]
+                 for bodies in (self.cfg.asset.penalize_contacts_on, self.cfg.asset.terminate_after_contacts_on)]
+        self._foot_cols = _slice_if_contiguous(feet, self.device)
+        self._penalized_cols, self._terminate_cols = (_slice_if_contiguous(f, self.device) for f in found)
 
     def check_termination(self) -> None:
         """Falls (tilt, low base, forbidden contact) terminate; the time limit truncates."""
@@ -290,7 +290,7 @@ class LeggedRobot(LeggedRewardsMixin):
         logged = mask if fault is None else mask & ~fault  # a diverged env's sums are not logged
         sums = torch.where(logged.unsqueeze(1), self._episode_sums, 0.0).sum(dim=0) / self.max_episode_length_s
         self.extras = {
-            "time_outs": self.time_out_buf.clone(),
+            "time_outs": self.time_out_buf,  # check_termination makes a new tensor every step
             "episode": {f"rew_{name}": value for name, value in zip(self.reward_scales, sums.unbind())},
             "episode_count": logged.sum(),
             "nonfinite_resets": fault.sum() if fault is not None else torch.zeros((), dtype=torch.long,
@@ -426,8 +426,11 @@ class LeggedRobot(LeggedRewardsMixin):
 
 
 def _slice_if_contiguous(adr, device: torch.device) -> slice | torch.Tensor:
-    """Column selector for joint addresses: a slice when they are consecutive (views), else an index."""
+    """Column selector for joint / sensor addresses: a slice when they are consecutive (views, also
+    for none), else an index."""
     adr = [int(a) for a in adr]
+    if not adr:
+        return slice(0, 0)
     if adr == list(range(adr[0], adr[0] + len(adr))):
         return slice(adr[0], adr[0] + len(adr))
     return torch.as_tensor(adr, device=device)
