@@ -8,9 +8,9 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -54,28 +54,42 @@ def _write_problem(path: Path, e: OSError) -> CheckpointWriteError:
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temp file in the target folder, flush + fsync, then os.replace onto `path`.
-
-    A crash at any point leaves either the old file or the new one, never a truncated file, and
-    the temp file is removed when saving fails. Raises `CheckpointWriteError` (an OSError) naming
-    the path and the cause (disk full, permission, ...) when the file cannot be written.
+    """torch.save `obj` to `path` with `replace_atomically`: a crash at any point leaves either the
+    old file or the new one, never a truncated file. Raises `CheckpointWriteError` (an OSError)
+    naming the path and the cause (disk full, permission, ...) when the file cannot be written.
     """
     path = Path(path)
+    try:
+        return replace_atomically(path, lambda f: torch.save(obj, f))
+    except OSError as e:
+        if isinstance(e, CheckpointWriteError):
+            raise
+        raise _write_problem(path, e) from e
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` with `replace_atomically` (configs, metrics, run info, CSV)."""
+    return replace_atomically(Path(path), lambda f: f.write(text.encode("utf-8")))
+
+
+def replace_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """`write(f)` into a unique temp file in `path`'s folder, flush + fsync, then os.replace onto
+    `path` and fsync the folder. The temp file is removed when writing fails; the error (an
+    OSError for disk full, permission, ...) propagates. Concurrent writers never share a temp file.
+    """
     tmp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
-    except BaseException as e:
+    except BaseException:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
-        if isinstance(e, OSError) and not isinstance(e, CheckpointWriteError):
-            raise _write_problem(path, e) from e
         raise
     _fsync_dir(path.parent)
     return path

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any, TextIO
 
 import torch
 from tqdm import tqdm
+
+from gym.rl.checkpoint import atomic_write_text
 
 LoggerFn = Callable[[dict[str, float], int], None]
 
@@ -237,12 +238,7 @@ def drop_records_after(path: Path, iteration: int) -> int:
         else:
             dropped += 1
     if dropped:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in keep))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
         warnings.warn(f"{path}: dropped {dropped} record(s) after iteration {iteration} (training resumes "
                       f"from iteration {iteration}; each iteration is recorded once)", stacklevel=2)
     return dropped

@@ -6,7 +6,6 @@ env_cfg.yaml, train_cfg.yaml, git_commit.txt, metrics.jsonl.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import warnings
@@ -18,6 +17,7 @@ import yaml
 
 from gym import GYM_ROOT_DIR, LOGS_DIR
 from gym.envs.base.base_config import class_to_dict
+from gym.rl.checkpoint import atomic_write_text
 
 _MODEL_RE = re.compile(r"^model_(\d+)\.pt$")
 
@@ -33,8 +33,8 @@ def new_run_dir(experiment_name: str, run_name: str = "", root: Path = LOGS_DIR)
 def dump_configs(run_dir: Path, env_cfg: Any, train_cfg: Any) -> None:
     """Write the resolved configs as YAML and the git commit (with a dirty flag) into `run_dir`."""
     for name, cfg in (("env_cfg.yaml", env_cfg), ("train_cfg.yaml", train_cfg)):
-        _atomic_write(Path(run_dir) / name, yaml.safe_dump(class_to_dict(cfg), sort_keys=False))
-    _atomic_write(Path(run_dir) / "git_commit.txt", git_describe() + "\n")
+        atomic_write_text(Path(run_dir) / name, yaml.safe_dump(class_to_dict(cfg), sort_keys=False))
+    atomic_write_text(Path(run_dir) / "git_commit.txt", git_describe() + "\n")
 
 
 def git_describe() -> str:
@@ -110,10 +110,3 @@ def _models(run: Path) -> list[int]:
     return [int(m.group(1)) for p in run.iterdir() if (m := _MODEL_RE.match(p.name))]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -10,6 +10,7 @@ study lives in `logs/<experiment_name>/sweeps/<name>/study.journal` (Optuna's jo
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import optuna
 
 import gym
+from gym.rl.checkpoint import atomic_write_text
 from gym.utils.sweep_trial import TRIAL_FN, TrialSpec, launch
 from gym.utils.sweeps import SweepConfig, SweepConfigError, with_values
 
@@ -201,15 +203,12 @@ def format_summary(rows: list[dict[str, Any]], cfg: SweepConfig) -> str:
 
 def write_summary_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write the summary rows as CSV at `path` (atomically: agents may write it concurrently)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial", "state"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-    os.replace(tmp, path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["trial", "state"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    return atomic_write_text(path, text.getvalue())
 
 
 def check_wandb_reachable(timeout: float = WANDB_REACH_TIMEOUT_S) -> None:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gym.rl.checkpoint import atomic_write_text
+
 TRIAL_FN = "gym.utils.sweep_trial:train_trial"
 
 
@@ -201,9 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     result = run_trial(spec)
     if result["traceback"]:
         (Path(spec.run_dir) / "traceback.txt").write_text(result["traceback"], encoding="utf-8")
-    tmp = Path(result_path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, result_path)
+    atomic_write_text(result_path, json.dumps(result, indent=1, default=str))
     sys.exit(130 if result.get("interrupted") else 0)
 
 

@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 
 from gym import GYM_ROOT_DIR
 from gym.envs.base.base_config import class_to_dict
+from gym.rl.checkpoint import atomic_write_text
 
 DEFAULT_CONFIG_FILE = GYM_ROOT_DIR / "user" / "wandb_config.json"
 RUN_INFO_FILE = "wandb_run.json"
@@ -164,7 +165,8 @@ def offline_reason(timeout: float = CONNECT_TIMEOUT_S) -> str | None:
         settings = wandb_setup.singleton().settings  # what wandb.init will use (env and settings files)
     except (ImportError, AttributeError):  # another wandb version's internals
         settings = SimpleNamespace(base_url=os.environ.get("WANDB_BASE_URL"), api_key=None)
-    base_url = settings.base_url or DEFAULT_BASE_URL
+    # the environment wins, as in wandb.init (the setup singleton may predate a changed variable)
+    base_url = os.environ.get("WANDB_BASE_URL") or settings.base_url or DEFAULT_BASE_URL
     if not _has_api_key(settings, base_url):
         return "no wandb API key found (set WANDB_API_KEY or run `wandb login`)"
     error = http_reachable(base_url, timeout)
@@ -385,8 +387,4 @@ def write_run_info(run_dir: Path, run: WandbRun, settings: WandbSettings, previo
         "group": settings.group, "tags": list(settings.tags), "upload_models": settings.upload_models,
         "requested_mode": settings.mode, "fallback_reason": fallback_reason,
     }
-    path = Path(run_dir) / RUN_INFO_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(run_dir) / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
