@@ -338,16 +338,18 @@ class OnPolicyRunner:
         self.obs_normalizer.eval()
         self.critic_obs_normalizer.eval()
 
-    def get_inference_policy(self, device: str | torch.device | None = None) -> InferencePolicy:
+    def get_inference_policy(self, device: str | torch.device | None = None,
+                             copy_always: bool = False) -> InferencePolicy:
         """Callable obs (N, O) -> mean actions (N, A), normalizer applied; switches to eval mode.
-        With a `device` other than the runner's, a copy living on that device is returned."""
+        With a `device` other than the runner's, or `copy_always` (a frozen snapshot, e.g. for a
+        video while training goes on), a copy living on that device is returned."""
         self.eval_mode()
         policy = InferencePolicy(self.obs_normalizer, self.alg.actor_critic)
-        if device is not None and torch.device(device) != self.device:
+        if copy_always or (device is not None and torch.device(device) != self.device):
             ac = self.alg.actor_critic
             cached, ac.distribution = ac.distribution, None  # after an update it has autograd history,
             try:  # which copy.deepcopy refuses
-                policy = copy.deepcopy(policy).to(device)
+                policy = copy.deepcopy(policy).to(device or self.device)
             finally:
                 ac.distribution = cached
         return policy

@@ -229,18 +229,12 @@ def policy_snapshot(runner: Any) -> torch.nn.Module:
     """A frozen CPU copy of the runner's inference policy (obs (N, O) -> actions (N, A)); the runner is
     left in the train / eval mode it was in.
 
-    `runner.get_inference_policy` switches the runner to eval mode and returns the live modules on
-    the runner's device (a copy elsewhere). The copy is made here for every device; the actor-critic's
-    cached `distribution` (a Normal with autograd history after an update, which `copy.deepcopy`
-    refuses) is set aside while copying.
+    `runner.get_inference_policy` switches the runner to eval mode; it is switched back here.
     """
-    actor_critic = runner.alg.actor_critic
-    was_training = actor_critic.training
-    cached, actor_critic.distribution = actor_critic.distribution, None
+    was_training = runner.alg.actor_critic.training
     try:
-        policy = copy.deepcopy(runner.get_inference_policy()).to("cpu")
+        policy = runner.get_inference_policy(device="cpu", copy_always=True)
     finally:
-        actor_critic.distribution = cached
         if was_training:
             runner.train_mode()
     return policy.eval()
