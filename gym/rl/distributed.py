@@ -50,18 +50,28 @@ def env_world() -> tuple[int, int, int, int]:
     return get("RANK", 0), world, get("LOCAL_RANK", 0), local_world
 
 
+def combine_moments(n_a: Any, mean_a: torch.Tensor, var_a: torch.Tensor, n_b: Any, mean_b: torch.Tensor,
+                    var_b: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """(count, mean, population variance) of two sample sets together (Chan et al.):
+
+    n = n_a + n_b,  delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
+    var = (n_a * var_a + n_b * var_b + delta^2 * n_a * n_b / n) / n.
+    """
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / n)
+    var = (n_a * var_a + n_b * var_b + delta.square() * (n_a * n_b / n)) / n
+    return n, mean, var
+
+
 def merge_moments(counts: torch.Tensor, means: torch.Tensor, variances: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fold R sets of (count (R,), mean (R, *S), population variance (R, *S)) in order with the
-    parallel (Chan et al.) formula; returns the (count, mean, variance) of all samples together.
+    """Fold R sets of (count (R,), mean (R, *S), population variance (R, *S)) in order with
+    `combine_moments`; returns the (count, mean, variance) of all samples together.
     Deterministic: every rank folding the same gathered tensor gets bitwise the same result."""
     n, mean, var = counts[0], means[0], variances[0]
     for n_b, mean_b, var_b in zip(counts[1:], means[1:], variances[1:]):
-        total = n + n_b
-        delta = mean_b - mean
-        mean = mean + delta * (n_b / total)
-        var = (n * var + n_b * var_b + delta.square() * (n * n_b / total)) / total
-        n = total
+        n, mean, var = combine_moments(n, mean, var, n_b, mean_b, var_b)
     return n, mean, var
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gym.rl.distributed import Distributed
+from gym.rl.distributed import Distributed, combine_moments
 
 
 class EmpiricalNormalization(nn.Module):
@@ -59,10 +59,8 @@ class EmpiricalNormalization(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Merge batch statistics (n_b, mean_b, var_b) of x (B, *shape) into (n_a, mean_a, var_a):
-
-        n = n_a + n_b,  delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
-        var = (n_a * var_a + n_b * var_b + delta^2 * n_a * n_b / n) / n.
+        """Merge batch statistics (n_b, mean_b, var_b) of x (B, *shape) into (n_a, mean_a, var_a)
+        with `combine_moments` (the parallel formula).
 
         With `dist` active, (n_b, mean_b, var_b) are first those of all ranks' batches together.
         Once `count` >= `until` the statistics stay as they are. That test is a device-side
@@ -77,11 +75,7 @@ class EmpiricalNormalization(nn.Module):
         if self.dist is not None and self.dist.active:  # distributed: the batch of all ranks (one all-gather)
             n_all, mean_b, var_b = self.dist.merge_moments(n_b, mean_b, var_b)
             n_b = n_all.round().long()
-        n_a = self.count.to(self._mean.dtype)
-        n = n_a + n_b
-        delta = mean_b - self._mean
-        mean = self._mean + delta * (n_b / n)
-        var = (n_a * self._var + n_b * var_b + delta.square() * (n_a * n_b / n)) / n
+        _, mean, var = combine_moments(self.count.to(self._mean.dtype), self._mean, self._var, n_b, mean_b, var_b)
         std = var.sqrt()
         if self.until is not None:
             active = self.count < self.until  # 0-dim bool on the device
