@@ -254,3 +254,21 @@ def policy_dims_problems(actor_critic: Any, model_state: Any) -> list[str]:
         if isinstance(tensor, torch.Tensor) and tensor.dim() > dim and tensor.shape[dim] != here:
             problems.append(f"{what} is {tensor.shape[dim]} in the checkpoint but {here} in the env")
     return problems
+
+
+def peek_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The checkpoint dict at `path` (memory-mapped, CPU), or None when it is not a readable one;
+    for checks made before anything is built (`read_checkpoint` / the runner's load report why)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable: the runner's load names the file and the reason
+        return None
+    return ckpt if isinstance(ckpt, dict) else None
+
+
+def hidden_dims(model_state: Mapping[str, Any], net: str) -> list[int] | None:
+    """Hidden layer sizes of `net` ("actor" / "critic") in an `ActorCritic` state dict (its
+    Linear layers are `<net>.<index>.weight`), or None when it has no such layers."""
+    keys = sorted((k for k in model_state if k.startswith(f"{net}.") and k.endswith(".weight")),
+                  key=lambda k: int(k.split(".")[1]))
+    return [int(model_state[k].shape[0]) for k in keys[:-1]] if keys else None

@@ -251,20 +251,16 @@ def checkpoint_file_path(path: str | Path, runner_cfg: Any) -> Path:
 def use_checkpoint_policy_shape(train_cfg: Any, checkpoint: Path) -> None:
     """Hidden sizes and observation normalization read from the checkpoint's own tensors (for a
     file without its run's train_cfg.yaml); the activation stays the task's."""
-    import torch
+    from gym.rl.checkpoint import hidden_dims, peek_checkpoint
 
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - the runner's load names the file and the reason
-        return
-    model = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
+    ckpt = peek_checkpoint(checkpoint)
+    model = ckpt.get("model_state_dict") if ckpt is not None else None
     if not isinstance(model, dict):
         return
     for net in ("actor", "critic"):
-        keys = sorted((k for k in model if k.startswith(f"{net}.") and k.endswith(".weight")),
-                      key=lambda k: int(k.split(".")[1]))
-        if keys:
-            setattr(train_cfg.policy, f"{net}_hidden_dims", [int(model[k].shape[0]) for k in keys[:-1]])
+        dims = hidden_dims(model, net)
+        if dims is not None:
+            setattr(train_cfg.policy, f"{net}_hidden_dims", dims)
     if isinstance(ckpt.get("obs_norm_state_dict"), dict):
         train_cfg.runner.empirical_normalization = bool(ckpt["obs_norm_state_dict"])
 

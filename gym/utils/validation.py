@@ -286,13 +286,10 @@ def checkpoint_problems(path: Any, env_cfg: Any, train_cfg: Any) -> list[str]:
     robot (`asset.name`), other joints or joint order (the MJCF's hinge joints), or other network
     hidden sizes. Observation sizes need the env and are checked when the runner loads. Unreadable
     or old checkpoints without `env_info` report nothing here (the runner's load reports them)."""
-    import torch
+    from gym.rl.checkpoint import hidden_dims, peek_checkpoint
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - the runner's load names the file and the reason
-        return []
-    if not isinstance(ckpt, dict):
+    ckpt = peek_checkpoint(path)
+    if ckpt is None:
         return []
     problems = []
     info = ckpt.get("env_info") or {}
@@ -311,11 +308,9 @@ def checkpoint_problems(path: Any, env_cfg: Any, train_cfg: Any) -> list[str]:
                             f"{joints}; {fix}")
     model = ckpt.get("model_state_dict") or {}
     for net in ("actor", "critic"):
-        weights = [model[k] for k in sorted((k for k in model if k.startswith(f"{net}.") and k.endswith(".weight")),
-                                            key=lambda k: int(k.split(".")[1]))]
-        saved = [int(w.shape[0]) for w in weights[:-1]]
+        saved = hidden_dims(model, net)
         wanted = [int(d) for d in getattr(train_cfg.policy, f"{net}_hidden_dims")]
-        if weights and saved != wanted:
+        if saved is not None and saved != wanted:
             problems.append(f"checkpoint {path}: {net} hidden sizes {saved}, policy.{net}_hidden_dims={wanted}; "
                             f"pass --set policy.{net}_hidden_dims={saved} or load a matching checkpoint")
     return problems
