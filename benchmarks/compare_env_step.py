@@ -1,7 +1,7 @@
 """`env.step` throughput of several checkouts (e.g. this one and an older commit), one table.
 
-    git worktree add /tmp/before <commit>
-    python benchmarks/compare_env_step.py --repos /tmp/before . --num_envs 256 --episode_length_s 1 20
+    git worktree add ../before <commit>
+    python benchmarks/compare_env_step.py --repos ../before . --num_envs 256 --episode_length_s 1 20
 
 Each (repo, episode length) cell runs in a fresh interpreter that imports `gym` from that repo,
 builds Asimov on MuJoCo Warp (`--device`, default Warp's CPU device) with the same buffer sizes,

@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--fault_every_s", type=float, default=5.0, help="seconds between injections (0: none)")
     p.add_argument("--faults", type=int, default=4, help="envs faulted per injection")
     p.add_argument("--run_name", default="soak", help="run folder suffix")
-    p.add_argument("--log", default=None, help="file for the children's output (default: <run>/soak.log)")
+    p.add_argument("--log", default=None, help="file for the children's output (default: logs/soak_<run_name>.log)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, rest = p.parse_known_args()
     train_argv = [a for a in rest if a != "--"]
@@ -87,7 +87,8 @@ def main() -> None:
         child(args.fault_every_s, args.faults, train_argv)
         return
     half = args.minutes * 60 / 2
-    log_path = Path(args.log or f"/tmp/soak_{args.run_name}.log")
+    log_path = Path(args.log or ROOT / "logs" / f"soak_{args.run_name}.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     base = ["--task=asimov", "--headless", "--max_iterations=100000", f"--run_name={args.run_name}", *train_argv]
     log_path.write_text("")
     code1, out1 = run_child(args, base, half, log_path)
