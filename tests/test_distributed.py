@@ -263,3 +263,17 @@ def test_the_failing_rank_is_named_not_the_ranks_it_stopped():
     text = failure_message(error)
     assert text.startswith("error: rank 2") and "RuntimeError: CUDA out of memory" in text
     assert "rank 0: exit code 1 (DistributedError" in text
+
+    # Seen in CI: the failing rank recorded its error, then aborted (-6) in gloo's teardown, while
+    # rank 0 was SIGTERMed by the launcher after recording its DistributedError.
+    error = SimpleNamespace(failures={
+        0: failure(-15, {"message": "DistributedError: rank 0 of 2: all-reduce of the gradients failed"}),
+        1: failure(-6, {"message": "RuntimeError: injected failure of rank 1"}),
+    })
+    assert root_failure(error)[0] == 1
+    # No recorded error anywhere: a rank killed by the OOM killer is the cause, not the one SIGTERMed.
+    error = SimpleNamespace(failures={
+        0: failure(-15, "Signal 15 (SIGTERM) received by PID 1", timestamp=99),
+        1: failure(-9, "Signal 9 (SIGKILL) received by PID 2"),
+    })
+    assert root_failure(error)[0] == 1

@@ -128,15 +128,27 @@ def launch(script: Path, argv: list[str], args: Any, nproc: int, shutdown_timeou
 
 
 def root_failure(error: Any) -> tuple[int, Any]:
-    """(rank, ProcessFailure) that caused a `ChildFailedError`: the earliest failure that is not a
-    consequence of another (a `DistributedError` of a rank whose peer died, or the launcher's
-    SIGTERM / SIGKILL); the error files' timestamps are whole seconds, so they alone cannot tell."""
-    def consequence(item: tuple[int, Any]) -> tuple[bool, int, int]:
+    """(rank, ProcessFailure) that caused a `ChildFailedError`. Ranked by what the failure says, then
+    by time: a recorded error that is not a `DistributedError` (the cause, even when the rank then
+    aborted with a signal during teardown); then a death with no recorded error other than the
+    launcher's SIGTERM (SIGKILL by the OOM killer, a segfault, a non-zero exit); then a peer's
+    `DistributedError`; last a rank the launcher stopped with SIGTERM. The error files' timestamps
+    are whole seconds, so they alone cannot tell."""
+    def tier(item: tuple[int, Any]) -> tuple[int, int, int]:
         rank, failure = item
         text = _failure_text(failure)
-        return (failure.exitcode < 0 or text.startswith("DistributedError"), failure.timestamp, rank)
+        recorded = text != _NO_MESSAGE and not text.startswith("Signal ")
+        if recorded and not text.startswith("DistributedError"):
+            level = 0
+        elif not recorded and failure.exitcode != -signal.SIGTERM:
+            level = 1
+        elif recorded:
+            level = 2
+        else:
+            level = 3
+        return (level, failure.timestamp, rank)
 
-    return min(error.failures.items(), key=consequence)
+    return min(error.failures.items(), key=tier)
 
 
 def failure_message(error: Any) -> str:
@@ -152,6 +164,9 @@ def failure_message(error: Any) -> str:
     return "\n".join(lines)
 
 
+_NO_MESSAGE = "see its traceback above"
+
+
 def _failure_text(failure: Any) -> str:
     """The exception ("Type: message") a rank recorded, or its signal, else a pointer to its output."""
     message = failure.message
@@ -159,7 +174,7 @@ def _failure_text(failure: Any) -> str:
         message = message.get("message", "")
     message = str(message or "").strip()
     if not message or "To enable traceback" in message:
-        return "see its traceback above"
+        return _NO_MESSAGE
     return message
 
 
