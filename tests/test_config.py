@@ -49,10 +49,10 @@ def test_asimov_gains_match_data_sheet():
 
 def test_override_parses_to_existing_type():
     env_cfg, train_cfg = AsimovCfg(), AsimovCfgPPO()
-    apply_overrides(env_cfg, train_cfg, ["rewards.scales.feet_air_time=0.25", "algorithm.learning_rate=3e-4",
+    apply_overrides(env_cfg, train_cfg, ["rewards.scales.air_time=0.25", "algorithm.learning_rate=3e-4",
                                          "env.num_envs=128", "commands.heading_command=false",
                                          "runner.experiment_name=exp", "commands.ranges.lin_vel_x=[-0.1, 0.4]"])
-    assert env_cfg.rewards.scales.feet_air_time == 0.25
+    assert env_cfg.rewards.scales.air_time == 0.25
     assert train_cfg.algorithm.learning_rate == 3e-4
     assert env_cfg.env.num_envs == 128 and isinstance(env_cfg.env.num_envs, int)
     assert env_cfg.commands.heading_command is False
@@ -61,8 +61,8 @@ def test_override_parses_to_existing_type():
 
 
 def test_unknown_key_names_closest_valid_keys():
-    with pytest.raises(ConfigKeyError, match=r"rewards\.scales\.feet_air_tim.*rewards\.scales\.feet_air_time"):
-        apply_overrides(AsimovCfg(), AsimovCfgPPO(), ["rewards.scales.feet_air_tim=0.5"])
+    with pytest.raises(ConfigKeyError, match=r"rewards\.scales\.air_tim.*rewards\.scales\.air_time"):
+        apply_overrides(AsimovCfg(), AsimovCfgPPO(), ["rewards.scales.air_tim=0.5"])
 
 
 @pytest.mark.parametrize("item,match", [("env.num_envs=1.5", "integer"), ("commands.heading_command=maybe", "true"),

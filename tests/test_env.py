@@ -180,7 +180,7 @@ def test_timeout_is_truncation_and_fall_is_termination(env):
     assert dones[0] and extras["time_outs"][0]
     assert dones[1] and not extras["time_outs"][1]
     assert not dones[2] and not dones[3]
-    assert "rew_tracking_lin_vel" in extras["episode"]
+    assert "rew_track_linear_velocity" in extras["episode"]
     assert env.episode_length_buf[0] == 0 and env.episode_length_buf[1] == 0
 
 
@@ -209,7 +209,7 @@ def test_rewards_shapes_and_signs(env):
     set_state(env, [0], dof_offset=over)
     assert env._reward_dof_pos_limits()[0] > 0.09 and env._reward_pose()[0] < 0.9
     assert torch.all(env._reward_collision() == 0)
-    assert env.reward_scales["ang_vel_xy"] < 0 and env.reward_scales["tracking_lin_vel"] > 0
+    assert env.reward_scales["body_ang_vel"] < 0 and env.reward_scales["track_linear_velocity"] > 0
 
 
 def test_wrong_reward_shape_raises_naming_the_term(env, monkeypatch):

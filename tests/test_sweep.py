@@ -112,7 +112,7 @@ def cfg_with(params: dict, **top) -> dict:
 
 @pytest.mark.parametrize("params, expected", [
     ({"rewards.scales.feet_air_tme": {"values": [0.5]}}, ["feet_air_tme", "closest valid keys",
-                                                          "'rewards.scales.feet_air_time'"]),
+                                                          "'rewards.scales.air_time'"]),
     ({"env_cfg.algorithm.gamma": {"values": [0.9]}}, ["algorithm.gamma is a train_cfg key"]),
     ({"algorithm.learning_rate": {"distribution": "uniform", "min": -1e-4, "max": 1e-3}},
      ["parameters.algorithm.learning_rate", "outside what algorithm.learning_rate accepts"]),
@@ -140,7 +140,7 @@ def test_each_kind_of_parameter_mistake_names_the_key(params, expected):
 def test_metric_the_runner_never_logs_lists_the_logged_names():
     message = problems(cfg_with({"rewards.scales.pose": {"values": [1.0]}}, metric={"name": "Train/reward"}))
     assert "metric.name='Train/reward' is never logged" in message and "'Train/mean_reward'" in message
-    assert "'Episode/rew_feet_air_time'" in message and "'Loss/value_loss'" in message
+    assert "'Episode/rew_air_time'" in message and "'Loss/value_loss'" in message
     # a reward term whose scale is 0 is not computed, hence not logged ...
     assert "is never logged" in problems(cfg_with({"rewards.scales.pose": {"values": [1.0]}},
                                                   metric={"name": "Episode/rew_termination"}))
@@ -203,7 +203,7 @@ def test_random_sweep_trains_three_trials_with_their_sampled_values(tmp_path, lo
     config = {"name": "rand", "method": "random", "metric": {"name": "Loss/learning_rate", "goal": "maximize"},
               "parameters": {
                   "algorithm.learning_rate": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-2},
-                  "rewards.scales.feet_air_time": {"distribution": "uniform", "min": 0.1, "max": 2.0}}}
+                  "rewards.scales.air_time": {"distribution": "uniform", "min": 0.1, "max": 2.0}}}
     args = args_for("--wandb_sweep_config", write(tmp_path, config), "--wandb_mode", "offline",
                     "--wandb_project", "sweeptest", "--wandb_sweep_count", "3")
     cfg = sweep.run_sweep(args)
@@ -211,17 +211,17 @@ def test_random_sweep_trains_three_trials_with_their_sampled_values(tmp_path, lo
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     rates = [t.params["algorithm.learning_rate"] for t in trials]
-    assert len(set(rates)) == 3 and len({t.params["rewards.scales.feet_air_time"] for t in trials}) == 3
+    assert len(set(rates)) == 3 and len({t.params["rewards.scales.air_time"] for t in trials}) == 3
     from gym.utils.wandb_records import read_wandb_records
 
     for t in trials:
         run_dir = Path(t.user_attrs["run_dir"])
-        lr, air = t.params["algorithm.learning_rate"], t.params["rewards.scales.feet_air_time"]
+        lr, air = t.params["algorithm.learning_rate"], t.params["rewards.scales.air_time"]
         # the metric is the PPO optimizer's learning rate (fixed schedule): the swept value reached the runner
         assert t.value == pytest.approx(lr, rel=1e-9)
         assert t.user_attrs["resolved"] == pytest.approx({"algorithm.learning_rate": lr,
-                                                          "rewards.scales.feet_air_time": air})
-        assert yaml.safe_load((run_dir / "env_cfg.yaml").read_text())["rewards"]["scales"]["feet_air_time"] == air
+                                                          "rewards.scales.air_time": air})
+        assert yaml.safe_load((run_dir / "env_cfg.yaml").read_text())["rewards"]["scales"]["air_time"] == air
         assert t.intermediate_values == pytest.approx({1: lr, 2: lr})
         lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
         logged = {k for line in lines for k in line} - {"iteration"}

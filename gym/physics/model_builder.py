@@ -6,6 +6,8 @@ armature from `cfg.control`), and the sensors the env reads (`RobotModel.sensor`
 
 - ``imu_gyro`` (3): angular velocity of `asset.imu_site`, BODY frame [rad/s] (as the robot's gyro).
 - ``imu_vel`` (3): linear velocity of `asset.imu_site`, BODY frame [m/s] (velocimeter).
+- ``root_angmom`` (3): angular momentum of the whole robot (the subtree of `asset.base_body`) about
+  its centre of mass, WORLD frame [kg m^2/s] (MuJoCo `subtreeangmom`).
 - ``foot_pos_<i>`` (3), ``foot_vel_<i>`` (3): world position [m] and linear velocity [m/s] of foot site i.
 - ``foot_contact_<i>`` (4): contacts between foot body i and the floor: [count, net force x, y, z]
   in the world frame [N] (MuJoCo `contact` sensor, reduce="netforce").
@@ -152,6 +154,7 @@ def build_model(cfg) -> RobotModel:
     _site(spec, asset.imu_site, "asset.imu_site")
     _add_sensor(spec, "imu_gyro", mujoco.mjtSensor.mjSENS_GYRO, mujoco.mjtObj.mjOBJ_SITE, asset.imu_site)
     _add_sensor(spec, "imu_vel", mujoco.mjtSensor.mjSENS_VELOCIMETER, mujoco.mjtObj.mjOBJ_SITE, asset.imu_site)
+    _add_sensor(spec, "root_angmom", mujoco.mjtSensor.mjSENS_SUBTREEANGMOM, mujoco.mjtObj.mjOBJ_BODY, asset.base_body)
     if len(asset.foot_sites) != len(asset.foot_bodies):
         raise ValueError("asset.foot_sites and asset.foot_bodies must list one entry per foot, in the same order")
     for i, (site, body) in enumerate(zip(asset.foot_sites, asset.foot_bodies)):

@@ -1,4 +1,8 @@
-"""`Asimov`: the base env plus the Asimov reward terms of the data sheet §9 that legged_gym lacks."""
+"""`Asimov`: the base env plus the reward terms of the Asimov data sheet §9 that legged_gym lacks.
+
+Each term's docstring gives its §9 formula; `cfg.rewards.scales` holds the §9 weights (multiplied by
+the policy dt = 0.02 s, as §9's per-step reward). s = |cmd_xy| + |cmd_wz| is the command speed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import torch
 
 from gym.envs.base.legged_robot import LeggedRobot
 from gym.physics.model_builder import match_joint_param
+from gym.utils.math import quat_rotate
 
 
 class Asimov(LeggedRobot):
@@ -18,10 +23,43 @@ class Asimov(LeggedRobot):
 
         self.pose_sigma_walking = sigmas(r.pose_sigma_walking)  # (num_dof,) [rad]
         self.pose_sigma_running = sigmas(r.pose_sigma_running)
+        self.swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [m] max site z this swing
+        self.last_swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # of the last landing
+        self._angmom_cols = self.robot.sensor("root_angmom")
 
     def command_speed(self) -> torch.Tensor:
         """s = |cmd_xy| + |cmd_wz| (§9), (num_envs,)."""
         return torch.norm(self.commands[:, :2], dim=1) + torch.abs(self.commands[:, 2])
+
+    def _moving(self) -> torch.Tensor:
+        """(num_envs,) bool: s > command_threshold (0.05, §9's condition on the foot terms)."""
+        return self.command_speed() > self.cfg.rewards.command_threshold
+
+    def _update_feet_air_time(self) -> None:
+        """The base flight timers, plus each foot's peak site height over its swing: at a landing
+        (`first_contact`) the swing's peak moves to `last_swing_peak` and the tracker restarts."""
+        super()._update_feet_air_time()
+        self.last_swing_peak = torch.where(self.first_contact, self.swing_peak, self.last_swing_peak)
+        z = self.foot_pos[..., 2]
+        self.swing_peak = torch.where(self.foot_contact, torch.zeros_like(z), torch.maximum(self.swing_peak, z))
+
+    def _reset_buffers(self, mask: torch.Tensor) -> None:
+        super()._reset_buffers(mask)
+        self.swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
+        self.last_swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
+
+    # -- §9 terms ---------------------------------------------------------------------------------
+    def _reward_track_linear_velocity(self) -> torch.Tensor:
+        """exp(-(|cmd_xy - v_xy|^2 + v_z^2) / tracking_sigma), body-frame velocimeter (§9)."""
+        v = self.base_lin_vel
+        error = torch.sum(torch.square(self.commands[:, :2] - v[:, :2]), dim=1) + torch.square(v[:, 2])
+        return torch.exp(-error / self.cfg.rewards.tracking_sigma)
+
+    def _reward_track_angular_velocity(self) -> torch.Tensor:
+        """exp(-((cmd_wz - w_z)^2 + w_x^2 + w_y^2) / ang_tracking_sigma), body-frame gyro (§9)."""
+        w = self.base_ang_vel
+        error = torch.square(self.commands[:, 2] - w[:, 2]) + torch.sum(torch.square(w[:, :2]), dim=1)
+        return torch.exp(-error / self.cfg.rewards.ang_tracking_sigma)
 
     def _reward_upright(self) -> torch.Tensor:
         """exp(-|g_xy|^2 / upright_sigma): 1 when the pelvis is level (§9 upright)."""
@@ -39,17 +77,48 @@ class Asimov(LeggedRobot):
                             torch.full_like(sigma, self.cfg.rewards.pose_sigma_standing), sigma)
         return torch.exp(-torch.mean(torch.square(self.dof_pos - self.default_dof_pos) / sigma**2, dim=1))
 
+    def _reward_body_ang_vel(self) -> torch.Tensor:
+        """w_x^2 + w_y^2 [rad^2/s^2] of the pelvis in the WORLD frame (§9 body_ang_vel); the gyro
+        sits at the pelvis origin with the base's axes, so w_world = R(base_quat) w_gyro."""
+        w_world = quat_rotate(self.base_quat, self.base_ang_vel)
+        return torch.sum(torch.square(w_world[:, :2]), dim=1)
+
+    def _reward_angular_momentum(self) -> torch.Tensor:
+        """|L|^2 [(kg m^2/s)^2]: the robot's angular momentum about its centre of mass, world frame
+        (§9 angular_momentum; the `root_angmom` subtreeangmom sensor of the base body)."""
+        angmom = self.physics.sensordata[:, self._angmom_cols]
+        return torch.sum(torch.square(angmom), dim=1)
+
+    def _reward_air_time(self) -> torch.Tensor:
+        """sum_feet 1[lo < current air time < hi] while s > air_time_min_command (§9 air_time,
+        lo, hi = rewards.air_time_range = 0.05, 0.5 s). Paid every step a foot is in the air."""
+        lo, hi = self.cfg.rewards.air_time_range
+        t = self.feet_air_time
+        in_window = ((t > lo) & (t < hi)).float()
+        return torch.sum(in_window, dim=1) * (self.command_speed() > self.cfg.rewards.air_time_min_command)
+
     def _reward_foot_clearance(self) -> torch.Tensor:
-        """sum_feet |z_site - foot_clearance_target| * |v_site,xy| while moving (§9 foot_clearance).
+        """sum_feet |z_site - foot_clearance_target| * |v_site,xy| while s > 0.05 (§9 foot_clearance).
 
         Penalizes feet that move horizontally at the wrong height: swing feet should lift to the
-        target, stance feet should not slide.
+        target, stance feet should not slide. World frame, metres.
         """
         height_error = torch.abs(self.foot_pos[..., 2] - self.cfg.rewards.foot_clearance_target)
         speed = torch.norm(self.foot_vel[..., :2], dim=-1)
-        moving = self.command_speed() > self.cfg.rewards.command_threshold
-        return torch.sum(height_error * speed, dim=1) * moving
+        return torch.sum(height_error * speed, dim=1) * self._moving()
 
-    def _reward_feet_slip(self) -> torch.Tensor:
-        """The base foot-slip term, only while moving (§9 foot_slip)."""
-        return super()._reward_feet_slip() * (self.command_speed() > self.cfg.rewards.command_threshold)
+    def _reward_foot_swing_height(self) -> torch.Tensor:
+        """sum_feet at a landing (peak_z / foot_clearance_target - 1)^2 while s > 0.05 (§9
+        foot_swing_height); peak_z [m] is the foot site's highest world z during the swing."""
+        error = torch.square(self.last_swing_peak / self.cfg.rewards.foot_clearance_target - 1.0)
+        return torch.sum(error * self.first_contact, dim=1) * self._moving()
+
+    def _reward_foot_slip(self) -> torch.Tensor:
+        """sum_feet in contact |v_site,xy|^2 [m^2/s^2] while s > 0.05 (§9 foot_slip)."""
+        return self._reward_feet_slip() * self._moving()
+
+    def _reward_soft_landing(self) -> torch.Tensor:
+        """sum_feet at a landing |F_contact| [N] while s > 0.05 (§9 soft_landing): the net contact
+        force of the foot on the last physics tick of the landing step."""
+        force = torch.norm(self.foot_forces, dim=-1)
+        return torch.sum(force * self.first_contact, dim=1) * self._moving()

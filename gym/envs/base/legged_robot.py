@@ -334,17 +334,22 @@ class LeggedRobot(LeggedRewardsMixin):
             self.commands[:, 2] = torch.where(self.heading_env, w_z, self.commands[:, 2])
 
     def _resample_commands(self, mask: torch.Tensor) -> None:
-        """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; some
-        envs stand, some track a heading. Draws for every env and keeps the masked rows."""
+        """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; a
+        `rel_standing_envs` fraction stand (zero command), a `rel_turn_envs` fraction turn in place
+        (v_xy = 0, w_z drawn), some of the rest track a heading. Draws for every env and keeps the
+        masked rows."""
         c = self.cfg.commands
-        u = torch.rand(self.num_envs, 7, device=self.device)
+        u = torch.rand(self.num_envs, 8, device=self.device)
         draw = self._cmd_lo + self._cmd_span * u[:, :5]  # v_x, v_y, w_z, heading, time to next
         cmd = draw[:, :4]
         if c.min_norm > 0:
             cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
         standing = u[:, 5] < c.rel_standing_envs
+        turning = (u[:, 7] < c.rel_turn_envs) & ~standing
         cmd[:, :3] *= (~standing).unsqueeze(1)
-        heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing if c.heading_command else torch.zeros_like(standing)
+        cmd[:, :2] *= (~turning).unsqueeze(1)
+        heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing & ~turning if c.heading_command \
+            else torch.zeros_like(standing)
         self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)
         self.heading_env = torch.where(mask, heading_env, self.heading_env)
         self.command_time_left = torch.where(mask, draw[:, 4], self.command_time_left)

@@ -42,6 +42,7 @@ class LeggedRobotCfg(BaseConfig):
         heading_command = True  # if true, heading envs compute ang_vel_yaw from the heading error
         rel_heading_envs = 1.0  # fraction of envs in heading mode (when heading_command)
         rel_standing_envs = 0.0  # fraction of envs given a zero command
+        rel_turn_envs = 0.0  # fraction of envs given a pure yaw-rate command (v_xy = 0): turn in place
         heading_stiffness = 0.5  # ang_vel_yaw = clip(heading_stiffness * heading_error)
         min_norm = 0.0  # commands with |v_xy| below this are zeroed (0 disables)
 
