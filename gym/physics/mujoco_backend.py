@@ -186,6 +186,7 @@ class MujocoPhysics(Physics):
                 mujoco.mj_comPos(m, d)
                 mujoco.mj_sensorPos(m, d)
                 mujoco.mj_comVel(m, d)
+                d.flg_subtreevel = 0  # else mj_sensorVel keeps the subtree momenta of the previous env
                 mujoco.mj_sensorVel(m, d)
             self._sens32[env] = d.sensordata
 
