@@ -31,7 +31,8 @@ def run_script(script: str, args: list[str], logs: Path) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
-    run_script("train.py", [*SMALL, "--max_iterations=2", "--run_name=t"], logs)
+    stdout = run_script("train.py", [*SMALL, "--max_iterations=2", "--run_name=t"], logs)
+    (logs / "train_stdout.txt").write_text(stdout)
     return logs
 
 
@@ -48,6 +49,13 @@ def test_train_writes_checkpoints_configs_and_metrics(trained):
     assert ckpt["iter"] == 2
     assert "num_envs: 8" in (run / "env_cfg.yaml").read_text()
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_ends_naming_the_checkpoint_and_how_to_play_it(trained):
+    run = next((trained / "asimov_velocity").iterdir())
+    out = (trained / "train_stdout.txt").read_text()
+    assert f"last checkpoint: {run / 'model_2.pt'}" in out
+    assert f"python gym/scripts/play.py --task=asimov --load_run={run.name}" in out
 
 
 def test_resume_continues_numbering_in_a_new_run(trained):

@@ -96,6 +96,8 @@ def train(args, task: ResolvedTask | None = None, wandb_settings: WandbSettings 
         runner.learn(num_learning_iterations=r.max_iterations, init_at_random_ep_len=True)
         dist.barrier()  # several ranks: all leave together, after rank 0 wrote the final checkpoint
         exit_code = 0
+        if dist.is_main:
+            print(finish_summary(args.task, run_dir))
     except SystemExit as e:  # TrainingInterrupted (SIGINT / SIGTERM): 130 / 143
         exit_code = e.code if isinstance(e.code, int) else 1
         raise
@@ -103,6 +105,20 @@ def train(args, task: ResolvedTask | None = None, wandb_settings: WandbSettings 
         if wandb_run is not None:
             wandb_run.finish(exit_code)
     return run_dir
+
+
+def finish_summary(task_name: str, run_dir: Path) -> str:
+    """Where the finished run is and the commands that play and evaluate its last checkpoint."""
+    from gym.utils.run_dirs import model_iterations
+
+    iterations = model_iterations(run_dir)
+    last = run_dir / f"model_{max(iterations)}.pt" if iterations else None
+    lines = [f"Training finished. Run folder: {run_dir}"]
+    if last is not None:
+        lines += [f"  last checkpoint: {last}",
+                  f"  play it:     python gym/scripts/play.py --task={task_name} --load_run={run_dir.name}",
+                  f"  evaluate it: python gym/scripts/evaluate.py --task={task_name} --load_run={run_dir.name}"]
+    return "\n".join(lines)
 
 
 def setup_summary(task: ResolvedTask, env, runner, run_dir: Path, wandb_run: WandbRun | None = None) -> str:

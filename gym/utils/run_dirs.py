@@ -60,7 +60,7 @@ def get_load_path(experiment_dir: Path, load_run: str | int = -1, checkpoint: in
     experiment_dir = Path(experiment_dir)
     runs = sorted(p for p in experiment_dir.iterdir() if p.is_dir()) if experiment_dir.is_dir() else []
     if str(load_run) in ("-1", ""):
-        runs_with_models = [r for r in runs if _models(r)]
+        runs_with_models = [r for r in runs if model_iterations(r)]
         if not runs_with_models:
             raise FileNotFoundError(f"no run with a model_<it>.pt under {experiment_dir}; train first "
                                     "(python gym/scripts/train.py --task=...) or pass --load_run")
@@ -79,7 +79,7 @@ def get_load_path(experiment_dir: Path, load_run: str | int = -1, checkpoint: in
         if not run.is_dir():
             raise FileNotFoundError(f"run folder {run} does not exist; runs in {experiment_dir}: "
                                     f"{[r.name for r in runs][-10:]}")
-    models = _models(run)
+    models = model_iterations(run)
     if not models:
         raise FileNotFoundError(f"no model_<it>.pt in {run}")
     if checkpoint == -1:
@@ -97,7 +97,7 @@ def _newest_readable(run: Path) -> Path | None:
     """Newest model_<it>.pt of `run` that passes `checkpoint_problem`; warns about each one skipped."""
     from gym.rl.checkpoint import checkpoint_problem
 
-    for it in sorted(_models(run), reverse=True):
+    for it in sorted(model_iterations(run), reverse=True):
         path = run / f"model_{it}.pt"
         problem = checkpoint_problem(path)
         if problem is None:
@@ -106,7 +106,8 @@ def _newest_readable(run: Path) -> Path | None:
     return None
 
 
-def _models(run: Path) -> list[int]:
+def model_iterations(run: Path) -> list[int]:
+    """Iterations of the model_<it>.pt files in run folder `run` (unsorted)."""
     return [int(m.group(1)) for p in run.iterdir() if (m := _MODEL_RE.match(p.name))]
 
 

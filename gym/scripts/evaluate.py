@@ -1,0 +1,175 @@
+"""Evaluate a trained policy: `python gym/scripts/evaluate.py --task=asimov [--load_run R --checkpoint N]`.
+
+Loads a checkpoint as play.py does (the newest of the newest run, --load_run / --checkpoint, or any
+file with --checkpoint_file) and runs --num_envs envs for --episodes episodes each with the
+deterministic policy, under training's conditions: observation noise on, foot friction randomized
+in the training range, pushes as in training. Every env follows a fixed, seeded command schedule
+(gym/utils/evaluation.py): stand, slow, forward, backward, lateral, turn in place and walk-and-turn,
+switched every --segment_s seconds. A second pass repeats the schedule with the pushes replaced by
+kicks of --kick_vel m/s in a random horizontal direction every --kick_interval_s seconds.
+
+Prints one table (per category: samples, mean |error| of v_x, v_y, w_z measured on the velocity
+averaged over each segment after --settle_s, double-support fraction, touchdowns per foot per
+second, horizontal foot speed) with the fall rates and the checkpoint's iteration, and writes it to
+<run folder>/evaluation/eval_model_<iteration>.csv and .json.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from gym.utils.cli import get_args  # noqa: E402
+from gym.utils.evaluation import (  # noqa: E402
+    CATEGORIES,
+    METRICS,
+    Kicks,
+    RolloutResult,
+    command_ranges,
+    describe_command,
+    eval_problems,
+    format_table,
+    make_schedule,
+    resolve_eval_task,
+    rollout,
+    summarize,
+)
+from gym.utils.validation import SETUP_ERRORS  # noqa: E402
+
+EVAL_NUM_ENVS = 112  # default --num_envs: 112 envs x 5 segments = 80 samples per category
+EVAL_ARGS = [
+    {"name": "--checkpoint_file", "metavar": "PATH", "help": "evaluate this checkpoint file (any folder)"},
+    {"name": "--segment_s", "type": float, "default": 4.0,
+     "help": "seconds per command of the schedule (default 4; 5 segments per 20-s episode)"},
+    {"name": "--settle_s", "type": float, "default": 1.0,
+     "help": "seconds after each command switch left out of the measurement (default 1)"},
+    {"name": "--episodes", "type": int, "default": 1, "help": "episodes per env (default 1)"},
+    {"name": "--kick_vel", "type": float, "default": 1.0,
+     "help": "kick pass: base velocity change [m/s] per kick (default 1.0; 0 skips the pass)"},
+    {"name": "--kick_interval_s", "type": float, "default": 2.0,
+     "help": "kick pass: seconds between kicks (default 2)"},
+]
+
+
+def check_eval_args(args: Any, env_cfg: Any) -> None:
+    """Raise ValueError listing every bad evaluation flag (before the env is built)."""
+    dt = env_cfg.control.decimation * env_cfg.sim.dt
+    problems = eval_problems(args.segment_s, args.settle_s, env_cfg.env.episode_length_s, dt, args.episodes,
+                             args.kick_vel, args.kick_interval_s)
+    if problems:
+        raise ValueError("bad evaluation flags; nothing was built:\n  - " + "\n  - ".join(problems))
+
+
+def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
+    """Run both passes, print the table, write CSV and JSON; returns the report (the JSON's content).
+
+    `task`: resolved with `resolve_eval_task(args)` and checked with `check_eval_args`; resolved here if None.
+    """
+    if task is None:
+        task = resolve_eval_task(args)
+        check_eval_args(args, task.env_cfg)
+    path = task.load_path
+    env = task.make_env()
+    runner = task.make_runner(env, log_dir=None)
+    runner.load(path, load_optimizer=False)
+    policy = runner.get_inference_policy(device=env.device)
+    iteration, seed, n, episodes = runner.current_learning_iteration, task.train_cfg.seed, env.num_envs, args.episodes
+    segment_steps = round(args.segment_s / env.dt)
+    num_segments = env.max_episode_length // segment_steps
+    schedule = make_schedule(n * episodes, num_segments, segment_steps, seed, command_ranges(env.cfg), env.device)
+    dr = env.cfg.domain_rand
+    conditions = (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, friction "
+                  f"{'U({:g}, {:g})'.format(*dr.friction_range) if dr.randomize_friction else 'fixed'}, "
+                  f"pushes {'as in training' if dr.push_robots else 'off'}")
+    print(f"Evaluating {path} (iteration {iteration}) on {n} envs x {episodes} episode(s) of "
+          f"{env.max_episode_length_s:g} s: {num_segments} segments of {args.segment_s:g} s (first "
+          f"{args.settle_s:g} s settling), seed {seed}; {conditions}")
+
+    def run(kicks: Kicks | None) -> RolloutResult:
+        return RolloutResult.cat([rollout(env, policy, schedule.rows(e * n, (e + 1) * n), args.settle_s, kicks,
+                                          seed=seed + e) for e in range(episodes)])
+
+    main = run(None)
+    kicked = run(Kicks(args.kick_vel, args.kick_interval_s)) if args.kick_vel > 0 else None
+    rows = summarize(main)
+    falls, kick_falls = int(main.fell.sum()), int(kicked.fell.sum()) if kicked is not None else None
+    report = {
+        "task": task.name, "checkpoint": str(path), "iteration": iteration, "seed": seed, "num_envs": n,
+        "episodes": episodes, "episode_length_s": env.max_episode_length_s, "segment_s": args.segment_s,
+        "settle_s": args.settle_s, "segments_per_episode": num_segments, "conditions": conditions,
+        "commands": {name: describe_command(name) for name in CATEGORIES},
+        "env_episodes": n * episodes, "falls": falls, "fall_rate": main.fall_rate,
+        "kick_vel": args.kick_vel, "kick_interval_s": args.kick_interval_s, "kick_falls": kick_falls,
+        "kick_fall_rate": kicked.fall_rate if kicked is not None else None,
+        "categories": rows,
+    }
+    out = path.parent / "evaluation"
+    stem = f"eval_model_{iteration}"
+    csv_path = write_csv(out / f"{stem}.csv", report)
+    json_path = write_json(out / f"{stem}.json", report)
+    total = n * episodes
+    print()
+    print(format_table(rows))
+    print()
+    print(f"iteration              {iteration}")
+    print(f"falls                  {falls} / {total} env-episodes ({100 * main.fall_rate:.1f}%), {conditions}")
+    if kicked is not None:
+        print(f"falls under kicks      {kick_falls} / {total} ({100 * kicked.fall_rate:.1f}%), {args.kick_vel:g} m/s "
+              f"every {args.kick_interval_s:g} s, pushes off")
+    print(f"csv                    {csv_path}")
+    print(f"json                   {json_path}")
+    return report
+
+
+def write_csv(path: Path, report: dict[str, Any]) -> Path:
+    """One line per category row: iteration, category, n, the metrics, fall_rate, kick_fall_rate."""
+    from gym.rl.checkpoint import atomic_write_text
+
+    columns = ["iteration", "category", "n", *METRICS, "fall_rate", "kick_fall_rate"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in report["categories"]:
+        writer.writerow({"iteration": report["iteration"], "fall_rate": report["fall_rate"],
+                         "kick_fall_rate": report["kick_fall_rate"], **row})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_json(path: Path, report: dict[str, Any]) -> Path:
+    """The report as JSON; NaN (a category without samples) is written as null."""
+    from gym.rl.checkpoint import atomic_write_text
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return atomic_write_text(path, json.dumps(clean(report), indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command line entry: bad input exits with its message (no traceback) before anything is built."""
+    args = get_args(argv, description=__doc__, extra=EVAL_ARGS)
+    if args.num_envs is None:
+        args.num_envs = EVAL_NUM_ENVS
+    try:
+        task = resolve_eval_task(args)
+        check_eval_args(args, task.env_cfg)
+    except SETUP_ERRORS as e:
+        sys.exit(f"error: {e}")
+    return evaluate(args, task)
+
+
+if __name__ == "__main__":
+    main()
