@@ -107,7 +107,7 @@ def test_unknown_task_lists_registered_ones(tmp_path):
     env = {**os.environ, "LEGGED_GYM_LOGS_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, str(ROOT / "gym/scripts/train.py"), "--task=asimovv"], env=env,
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0 and "Registered tasks: ['asimov']" in out.stderr
+    assert out.returncode != 0 and "Registered tasks: ['asimov', 'asimov_rough']" in out.stderr
 
 
 # -- a second robot: MJCF and configs written here, registered, trained one iteration ----------

@@ -24,7 +24,7 @@ CHECKPOINT_KEYS = (
     "infos",
 )
 # Written since checkpoints resume exactly; older files without them still load.
-OPTIONAL_CHECKPOINT_KEYS = ("rng_state", "episode_stats", "env_info")
+OPTIONAL_CHECKPOINT_KEYS = ("rng_state", "episode_stats", "env_info", "env_state")
 
 
 class CheckpointError(ValueError):

@@ -9,6 +9,8 @@ Metric keys (one flat dict per iteration, all floats):
                                                    no episode ended this iteration)
     Episode/nonfinite_resets                       envs reset this iteration because their physics,
                                                    observations or rewards went non-finite
+    Curriculum/<name>                              the env's last extras["curriculum"][name] of the
+                                                   iteration (e.g. terrain_level; mean over ranks)
     Perf/fps, Perf/collection_time, Perf/learning_time, Perf/total_timesteps, Perf/wall_time
     Loss/value_loss, Loss/surrogate_loss, Loss/entropy, Loss/approx_kl, Loss/clip_fraction,
     Loss/explained_variance, Loss/learning_rate
@@ -55,6 +57,7 @@ class EpisodeStats:
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=self.device)  # this iteration
         self.term_sums: dict[str, torch.Tensor] = {}  # this iteration, 0-dim
         self.term_counts: dict[str, torch.Tensor] = {}  # this iteration, 0-dim
+        self.curriculum: dict[str, torch.Tensor] = {}  # latest extras["curriculum"] values, 0-dim
 
     def step(self, rewards: torch.Tensor, dones: torch.Tensor, extras: Mapping[str, Any]) -> None:
         """Fold in one env step: rewards (N,) float, dones (N,) bool (before any time-out
@@ -90,6 +93,7 @@ class EpisodeStats:
         nonfinite = extras.get("nonfinite_resets")
         if nonfinite is not None:
             self.nonfinite_resets += torch.as_tensor(nonfinite, device=self.device).long().sum()
+        self.curriculum.update(extras.get("curriculum") or {})
 
     def pop_metrics(self) -> dict[str, float]:
         """Train/* over the finished-episode windows, Episode/* of this iteration (one host read);
@@ -100,20 +104,25 @@ class EpisodeStats:
         """This iteration's raw totals (one host read), which add up over ranks: "reward_sum" and
         "length_sum" of the finished-episode window, "episodes" in it, "nonfinite_resets", and per
         reward term "sum/<term>" and "count/<term>". Clears the Episode/* accumulators."""
-        names = list(self.term_sums)
+        names, levels = list(self.term_sums), list(self.curriculum)
         packed = torch.cat([
             self.reward_ring[:-1], self.length_ring[:-1], self.num_finished.float().reshape(1),
             self.nonfinite_resets.float().reshape(1),
             torch.stack([self.term_sums[n] for n in names]) if names else torch.zeros(0, device=self.device),
             torch.stack([self.term_counts[n] for n in names]) if names else torch.zeros(0, device=self.device),
+            torch.stack([torch.as_tensor(self.curriculum[n], device=self.device).float() for n in levels])
+            if levels else torch.zeros(0, device=self.device),
         ]).tolist()
         L = self.buffer_len
         rewards, lengths, n, nonfinite = packed[:L], packed[L:2 * L], int(packed[2 * L]), packed[2 * L + 1]
-        sums, counts = packed[2 * L + 2:2 * L + 2 + len(names)], packed[2 * L + 2 + len(names):]
+        start = 2 * L + 2
+        sums, counts = packed[start:start + len(names)], packed[start + len(names):start + 2 * len(names)]
         totals = {"reward_sum": sum(rewards[:n]), "length_sum": sum(lengths[:n]), "episodes": float(n),
                   "nonfinite_resets": nonfinite}
         for name, total, count in zip(names, sums, counts):
             totals[f"sum/{name}"], totals[f"count/{name}"] = total, count
+        for name, value in zip(levels, packed[start + 2 * len(names):]):  # summed over ranks: a mean
+            totals[f"curriculum/{name}"], totals[f"count/curriculum/{name}"] = value, 1.0
         self.term_sums.clear()
         self.term_counts.clear()
         self.nonfinite_resets.zero_()
@@ -131,6 +140,9 @@ class EpisodeStats:
             if key.startswith("sum/") and totals[f"count/{key[4:]}"] > 0:
                 metrics[f"Episode/{key[4:]}"] = total / totals[f"count/{key[4:]}"]
         metrics["Episode/nonfinite_resets"] = totals["nonfinite_resets"]
+        for key, total in totals.items():
+            if key.startswith("curriculum/"):
+                metrics[f"Curriculum/{key[11:]}"] = total / totals[f"count/{key}"]
         return metrics
 
     def reset_running(self) -> None:

@@ -322,9 +322,16 @@ class OnPolicyRunner:
         self.obs_normalizer.load_state_dict(state["obs_norm_state_dict"])
         self.critic_obs_normalizer.load_state_dict(state["critic_obs_norm_state_dict"])
         self.alg.set_learning_rate(float(state["learning_rate"]))
+        self._load_env_state(state.get("env_state"))
         if state["iter"] != self.current_learning_iteration:
             self.current_learning_iteration = int(state["iter"])
             set_seed(self.cfg.seed + self.dist.rank + self.dist.world_size * self.current_learning_iteration)
+
+    def _load_env_state(self, state: dict[str, Any] | None) -> None:
+        """Hand a checkpoint's "env_state" to the env's `load_curriculum_state`, if both exist."""
+        load = getattr(self.env, "load_curriculum_state", None)
+        if state and load is not None:
+            load(state)
 
     def train_mode(self) -> None:
         """Policy, critic and normalizers in training mode (normalizer statistics update)."""
@@ -370,13 +377,15 @@ class OnPolicyRunner:
             "rng_state": get_rng_state(),
             "episode_stats": self.episode_stats.state_dict(),
             "env_info": env_info(self.env),
+            "env_state": c(getattr(self.env, "curriculum_state", dict)()),  # e.g. terrain levels
         }
 
     def save(self, path: str | Path, infos: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint atomically (temp file + fsync + os.replace); returns the path.
 
         Holds model, optimizer, iteration, learning rate, normalizers, RNG streams (torch, CUDA,
-        numpy, python), the episode-statistics windows and `env_info()`. Raises NonFiniteError
+        numpy, python), the episode-statistics windows, `env_info()` and the env's
+        `curriculum_state()` (as "env_state", if the env has one). Raises NonFiniteError
         (nothing written) if any parameter, optimizer moment or normalizer statistic is NaN / Inf,
         CheckpointWriteError (the previous file intact) if the file cannot be written. Then calls each
         `add_checkpoint_callback` function with the path."""
@@ -387,9 +396,10 @@ class OnPolicyRunner:
 
     def load(self, path: str | Path, load_optimizer: bool = True) -> dict[str, Any] | None:
         """Restore model, normalizers, iteration and (with load_optimizer, i.e. resuming training)
-        the optimizer state, learning rate, RNG streams and episode-statistics windows where the
-        checkpoint has them; returns the checkpoint's infos. Raises CheckpointError on any problem
-        (unreadable file, other robot / joints / observation size / network shape)."""
+        the optimizer state, learning rate, RNG streams, episode-statistics windows and the env's
+        curriculum state where the checkpoint has them; returns the checkpoint's infos. Raises
+        CheckpointError on any problem (unreadable file, other robot / joints / observation size /
+        network shape)."""
         path = Path(path)
         ckpt = read_checkpoint(path, map_location=self.device)
         problems = env_info_problems(ckpt.get("env_info"), env_info(self.env))
@@ -416,6 +426,7 @@ class OnPolicyRunner:
                     set_rng_state(ckpt["rng_state"])
                 if ckpt.get("episode_stats") is not None:
                     self.episode_stats.load_state_dict(ckpt["episode_stats"])
+                self._load_env_state(ckpt.get("env_state"))
             self.episode_stats.reset_running()
             self.current_learning_iteration = int(ckpt["iter"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
