@@ -94,6 +94,23 @@ class Physics(ABC):
         quantities (subtree masses, inverse weights) are recomputed (`mj_setConst` / `set_const`).
         """
 
+    # Model fields that `set_model_fields` may change per env (domain randomization).
+    MODEL_FIELDS = ("geom_friction", "geom_solref", "body_mass", "body_inertia", "body_ipos", "dof_armature",
+                    "dof_damping", "dof_frictionloss", "actuator_gainprm", "actuator_biasprm",
+                    "actuator_forcerange")
+
+    def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        """Set per-env model parameters: `values[name]` is (len(env_ids), *mj_model.<name>.shape) for
+        names in `MODEL_FIELDS`, in MuJoCo's units. Derived constants (subtree masses, inverse
+        weights, actuator constants) are then recomputed (`mj_setConst` / `set_const`). Meant for
+        startup: MuJoCo C makes model copies (envs with equal values share one)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement set_model_fields")
+
+    def get_model_field(self, name: str) -> torch.Tensor:
+        """(num_envs, *mj_model.<name>.shape) float64 CPU copy of model field `name` as each env
+        simulates it (for checks and tests; reads every env's model)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement get_model_field")
+
     def check_buffers(self) -> None:
         """Raise `PhysicsError` with the sizes to set if a contact / constraint buffer overflowed.
 

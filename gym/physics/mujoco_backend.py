@@ -51,11 +51,12 @@ class MujocoPhysics(Physics):
         nthread: worker threads of the rollout pool (default `default_nthread()`: the cores this
             process may use, shared among the LOCAL_WORLD_SIZE ranks of a multi-process run).
 
-    Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs their own
-    `MjModel` copy (copy-on-write); the others keep sharing `mj_model`. A copy costs
-    `mujoco.mj_sizeModel(mj_model)` bytes: ~42 KB for the project's primitive-shape Asimov, but
-    73 MB for the reference mesh model (mostly mesh BVHs), so randomizing thousands of envs needs
-    light collision geometry; a copy that would not fit in memory raises MemoryError.
+    Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs a modified
+    `MjModel` copy (copy-on-write); the others keep sharing `mj_model`, and envs given equal values
+    (from the same model) share one copy. A copy costs `mujoco.mj_sizeModel(mj_model)` bytes: ~42 KB
+    for the project's primitive-shape Asimov, a few MB with a generated terrain, 73 MB for the
+    reference mesh model (mostly mesh BVHs), so randomizing thousands of envs needs light geometry
+    or few distinct values (`domain_rand.num_buckets`); a copy that would not fit raises MemoryError.
     """
 
     name = "mujoco"
@@ -80,7 +81,6 @@ class MujocoPhysics(Physics):
         self._models: list[mujoco.MjModel] = [m] * n  # per-env list the rollout reads
         self._datas = [mujoco.MjData(m) for _ in range(self.nthread)]  # one per worker thread
         self._scratch = mujoco.MjData(m)  # for resets / mj_setConst
-        self._own = np.zeros(n, dtype=bool)  # env has its own model copy
 
         # float64 simulation buffers (MuJoCo side)
         self._default_state = np.empty(nstate)
@@ -202,19 +202,23 @@ class MujocoPhysics(Physics):
             self.fault.copy_(torch.from_numpy(self._fault))
 
     # ------------------------------------------------------------------ per-env parameters
-    def _model_of(self, env: int) -> mujoco.MjModel:
-        """The env's own model copy, made on first use (copy-on-write)."""
-        if not self._own[env]:
-            need = mujoco.mj_sizeModel(self.mj_model)
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            if need > avail // 2:
-                raise MemoryError(
-                    f"per-env MjModel copy for env {env} needs {need / 2**20:.0f} MiB, only "
-                    f"{avail / 2**20:.0f} MiB free; randomize fewer envs or lighten the collision meshes"
-                )
-            self._models[env] = copy.copy(self.mj_model)
-            self._own[env] = True
-        return self._models[env]
+    def _modify(self, env_ids: torch.Tensor, values: np.ndarray, apply) -> None:
+        """Give each env of `env_ids` a copy of its current model changed by `apply(model, row)`,
+        `row` = its row of `values` (len(env_ids), k). Envs with the same current model and the same
+        row share one copy; `mj_model` itself is never changed."""
+        made: dict[tuple[int, bytes], mujoco.MjModel] = {}
+        for row, env in zip(values, env_ids.detach().cpu().tolist(), strict=True):
+            key = (id(self._models[env]), row.tobytes())
+            if key not in made:
+                need = mujoco.mj_sizeModel(self.mj_model)
+                avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+                if need > avail // 2:
+                    raise MemoryError(
+                        f"per-env MjModel copy for env {env} needs {need / 2**20:.0f} MiB, only {avail / 2**20:.0f} "
+                        "MiB free; randomize fewer envs, use domain_rand.num_buckets or lighten the geometry")
+                made[key] = copy.copy(self._models[env])
+                apply(made[key], row)
+            self._models[env] = made[key]
 
     def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
         """Set sliding friction (`geom_friction[:, 0]`, unitless) of `geom_ids` in `env_ids`.
@@ -222,8 +226,11 @@ class MujocoPhysics(Physics):
         `friction`: (len(env_ids), len(geom_ids)). MuJoCo combines a contact's two geoms with max.
         """
         fr = friction.detach().cpu().double().numpy().reshape(len(env_ids), len(geom_ids))
-        for row, env in enumerate(env_ids.detach().cpu().tolist()):
-            self._model_of(env).geom_friction[geom_ids, 0] = fr[row]
+
+        def apply(m: mujoco.MjModel, row: np.ndarray) -> None:
+            m.geom_friction[geom_ids, 0] = row
+
+        self._modify(env_ids, fr, apply)
 
     def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
         """Set `body_mass[body_id]` [kg] per env (`mass`: (len(env_ids),)), scale its inertia.
@@ -231,14 +238,36 @@ class MujocoPhysics(Physics):
         `body_inertia` [kg m^2] scales by new/old mass (unchanged if the old mass is 0), then
         `mj_setConst` refreshes subtree masses, inverse weights and actuator constants.
         """
-        ms = mass.detach().cpu().double().numpy().reshape(-1)
-        for new, env in zip(ms.tolist(), env_ids.detach().cpu().tolist(), strict=True):
-            m = self._model_of(env)
-            old = float(m.body_mass[body_id])
+        ms = mass.detach().cpu().double().numpy().reshape(-1, 1)
+
+        def apply(m: mujoco.MjModel, row: np.ndarray) -> None:
+            new, old = float(row[0]), float(m.body_mass[body_id])
             if old > 0.0:
                 m.body_inertia[body_id] *= new / old
             m.body_mass[body_id] = new
             mujoco.mj_setConst(m, self._scratch)
+
+        self._modify(env_ids, ms, apply)
+
+    def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        """See `Physics.set_model_fields`: one model copy per distinct set of values, then `mj_setConst`."""
+        names = list(values)
+        unknown = [n for n in names if n not in self.MODEL_FIELDS]
+        if unknown:
+            raise ValueError(f"set_model_fields: {unknown} not in {self.MODEL_FIELDS}")
+        parts = [values[n].detach().cpu().double().numpy().reshape(len(env_ids), -1) for n in names]
+        splits = np.cumsum([p.shape[1] for p in parts])[:-1]
+
+        def apply(m: mujoco.MjModel, row: np.ndarray) -> None:
+            for name, part in zip(names, np.split(row, splits)):
+                field = getattr(m, name)
+                field[...] = part.reshape(field.shape)
+            mujoco.mj_setConst(m, self._scratch)
+
+        self._modify(env_ids, np.concatenate(parts, axis=1), apply)
+
+    def get_model_field(self, name: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.array(getattr(m, name), dtype=np.float64) for m in self._models]))
 
     def close(self) -> None:
         """Stop the rollout thread pool."""

@@ -11,13 +11,15 @@ Graph capture is checked, not hoped for: without conditional graph nodes (CUDA d
 False`); a capture that still fails on CUDA raises `PhysicsError` with the reason and the fix.
 `sim.graph_capture = False` forces eager launches (slower, for debugging).
 
-Per-env parameters (`geom_friction`, `body_mass`, `body_inertia`) and the constants `set_const`
-derives from them (`body_subtreemass`, `body_invweight0`, `dof_invweight0`) are batched model
+Per-env parameters (`Physics.MODEL_FIELDS`: friction, solref, masses, inertias, CoM, armature,
+damping, friction loss, actuator gains and force ranges) and the constants `set_const` derives from
+them (`body_subtreemass`, `body_invweight0`, `dof_invweight0`, `actuator_acc0`) are batched model
 fields (`put_model(batch_sizes=...)`), so each world has its own copy.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -31,10 +33,11 @@ import warp as wp
 from gym.physics.base import Physics, PhysicsError
 
 log = logging.getLogger(__name__)
-_BATCHED_FIELDS = ("geom_friction", "body_mass", "body_inertia",
-                   "body_subtreemass", "body_invweight0", "dof_invweight0")
+_BATCHED_FIELDS = (*Physics.MODEL_FIELDS,  # set per env by set_model_fields; the rest set_const derives
+                   "body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0")
 _COMPILE_NOTICE_AFTER_S = 3.0  # a first call slower than this is compiling kernels
 _OVERFLOW = mjw.OverflowType
+_SLEEP = int(mujoco.mjtEnableBit.mjENBL_SLEEP)
 
 
 def warp_device(device: str) -> wp.context.Device:
@@ -75,6 +78,9 @@ class WarpPhysics(Physics):
         self.wp_device = warp_device(device)  # first: a clear error before touching CUDA
         super().__init__(mj_model, num_envs, device, decimation)
         self.nconmax, self.njmax = nconmax, njmax
+        if mj_model.opt.enableflags & _SLEEP:  # MuJoCo C's shortcut for static terrain geoms (see
+            mj_model = copy.copy(mj_model)  # model_builder._add_terrain); here it costs 2x, so it is off
+            mj_model.opt.enableflags &= ~_SLEEP
         mj_data = mujoco.MjData(mj_model)
         mujoco.mj_forward(mj_model, mj_data)
         with wp.ScopedDevice(self.wp_device):
@@ -245,6 +251,23 @@ class WarpPhysics(Physics):
         with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
             mjw.set_const(self.model, self.data)
         self.forward()
+
+    def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        """See `Physics.set_model_fields`: writes the batched model fields, then `set_const`."""
+        unknown = [n for n in values if n not in self.MODEL_FIELDS]
+        if unknown:
+            raise ValueError(f"set_model_fields: {unknown} not in {self.MODEL_FIELDS}")
+        ids = torch.as_tensor(env_ids, device=self.device).long()
+        for name, value in values.items():
+            field = wp.to_torch(getattr(self.model, name))  # (num_envs, ...) batched, zero-copy
+            field[ids] = value.to(device=self.device, dtype=field.dtype).reshape(len(ids), *field.shape[1:])
+        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
+            mjw.set_const(self.model, self.data)
+        self.forward()
+
+    def get_model_field(self, name: str) -> torch.Tensor:
+        field = wp.to_torch(getattr(self.model, name))
+        return field.detach().cpu().double().expand(self.num_envs, *field.shape[1:]).clone()
 
 
 def _round_up(x: float, to: int = 16) -> int:

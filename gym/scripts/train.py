@@ -68,12 +68,20 @@ def train(args, task: ResolvedTask | None = None, wandb_settings: WandbSettings 
         run_dir = new_run_dir(r.experiment_name, r.run_name)
     if run_dir is not None:
         dump_configs(run_dir, task.env_cfg, task.train_cfg)
+        if getattr(env, "domain_rand_values", None):  # this run's per-env draws (gym/envs/base/domain_rand.py)
+            from gym.envs.base.domain_rand import write_values
+
+            write_values(run_dir, env.domain_rand_values)
     if wandb_settings is None and task.load_path is not None and run_dir == task.load_path.parent:
         wandb_settings = settings_from_run_info(run_dir)  # resuming a wandb run: keep logging to it
     runner = task.make_runner(env, run_dir, dist)
     runner.task_name = args.task  # named in the runner's "how to resume" line
     if task.load_path is not None:
         runner.load(task.load_path)
+    if run_dir is not None and getattr(r, "export_policy", False):  # ONNX + TorchScript beside each checkpoint
+        from gym.utils.export import checkpoint_export_callback
+
+        runner.add_checkpoint_callback(checkpoint_export_callback(env, task.train_cfg, args.task))
     videos = None
     if getattr(args, "video_interval", None):  # a clip every N iterations (gym/utils/video.py)
         from gym.utils.video import add_training_videos

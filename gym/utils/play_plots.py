@@ -33,7 +33,7 @@ class StateLogger:
     def record(self, env: Any) -> None:
         """Append env `i`'s state after a policy step (call after `env.step`)."""
         i = self.i
-        targets = torch.maximum(torch.minimum(env.compute_targets(env.actions[i]), env.joint_hi), env.joint_lo)
+        targets = torch.maximum(torch.minimum(env.compute_targets(env.actions)[i], env.joint_hi), env.joint_lo)
         values = {
             "command": env.commands[i, :3],
             "velocity": torch.cat([env.base_lin_vel[i, :2], env.base_ang_vel[i, 2:3]]),

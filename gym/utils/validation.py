@@ -19,6 +19,7 @@ from gym.physics import BACKENDS
 from gym.physics.model_builder import _CONES, _INTEGRATORS, _SOLVERS, match_joint_param, resolve_asset_path
 from gym.utils.cli import ConfigKeyError, flat_keys
 from gym.utils.task_registry import UnknownTaskError
+from gym.utils.terrain_validation import curriculum_problems, terrain_problems
 
 # Two-element [min, max] leaves that the generic rule (name ends with "_range", or under
 # commands.ranges) does not catch.
@@ -53,8 +54,42 @@ def validate_cfgs(task_class: type, env_cfg: Any, train_cfg: Any, task: str | No
 def config_problems(task_class: type, env_cfg: Any, train_cfg: Any) -> list[str]:
     """Every problem found, as 'key=value: what is wrong; the fix' lines (empty when valid)."""
     problems = _value_problems(env_cfg) + _range_problems(env_cfg) + _control_problems(env_cfg)
+    problems += terrain_problems(env_cfg) + curriculum_problems(env_cfg)
     problems += _term_problems(task_class, env_cfg) + _ppo_problems(env_cfg, train_cfg)
-    problems += mjcf_problems(env_cfg)
+    problems += mjcf_problems(env_cfg) + _domain_rand_problems(env_cfg)
+    return problems
+
+
+# [min, max] domain-randomization ranges with bounds beyond min <= max: key -> (lowest min, highest max, why)
+DOMAIN_RAND_BOUNDS = {
+    "link_mass_scale_range": (1e-3, None, "a scale factor must be > 0"),
+    "kp_scale_range": (1e-3, None, "a scale factor must be > 0"),
+    "kd_scale_range": (0.0, None, "a scale factor must be >= 0"),
+    "motor_strength_range": (1e-3, None, "a scale factor must be > 0"),
+    "armature_scale_range": (0.0, None, "a scale factor must be >= 0"),
+    "joint_damping_range": (0.0, None, "damping [Nm s/rad] must be >= 0"),
+    "joint_friction_range": (0.0, None, "friction loss [Nm] must be >= 0"),
+    "friction_range": (0.0, None, "friction must be >= 0"),
+    "restitution_range": (0.0, 1.0, "a coefficient of restitution lies in [0, 1]"),
+}
+
+
+def _domain_rand_problems(cfg: Any) -> list[str]:
+    """Bounds of the domain-randomization ranges (min <= max is checked with every range)."""
+    problems, dr = [], cfg.domain_rand
+    for key, (lo, hi, why) in DOMAIN_RAND_BOUNDS.items():
+        value = getattr(dr, key, None)
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
+            continue  # _range_problems reports the shape
+        if value[0] < lo - 1e-12 or (hi is not None and value[1] > hi):
+            bounds = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            fixed = [max(value[0], lo), value[1] if hi is None else min(value[1], hi)]
+            problems.append(f"domain_rand.{key}={list(value)!r}: {why}; use values {bounds}, e.g. --set "
+                            f"domain_rand.{key}=[{fixed[0]:g},{fixed[1]:g}]")
+    buckets = getattr(dr, "num_buckets", 0)
+    if not _is_int(buckets) or buckets < 0:
+        problems.append(f"domain_rand.num_buckets={buckets!r}: must be an integer >= 0 (0 = a draw per env); "
+                        "e.g. --set domain_rand.num_buckets=64")
     return problems
 
 
@@ -97,8 +132,6 @@ def _value_problems(cfg: Any) -> list[str]:
     if cfg.sim.physics not in choices:
         problems.append(f"sim.physics={cfg.sim.physics!r}: unknown backend; choose one of {choices} "
                         "(or pass --physics)")
-    if cfg.terrain.mesh_type != "plane":
-        problems.append(f"terrain.mesh_type={cfg.terrain.mesh_type!r}: not supported yet; use 'plane'")
     return problems
 
 

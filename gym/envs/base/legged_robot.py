@@ -17,15 +17,20 @@ import math
 import torch
 
 from gym.envs.base.base_config import public_attrs
+from gym.envs.base.curriculum import CommandCurriculum, Curricula, TerrainCurriculum
+from gym.envs.base.domain_rand import SensorErrors, apply_startup_randomization
 from gym.envs.base.legged_robot_config import LeggedRobotCfg
 from gym.envs.base.observations import ObservationGroup
 from gym.envs.base.rewards import LeggedRewardsMixin
 from gym.physics import make_physics
 from gym.physics.model_builder import build_model, match_joint_param
-from gym.utils.math import quat_from_yaw, quat_rotate_inverse, sample_uniform, wrap_to_pi, yaw_from_quat
+from gym.utils.math import quat_from_yaw, quat_rotate_inverse, wrap_to_pi, yaw_from_quat
+from gym.utils.terrain import HeightMap, Terrain, scan_points
 
 
 class LeggedRobot(LeggedRewardsMixin):
+    sensor_errors = SensorErrors()  # none until _apply_startup_randomization draws them
+
     def __init__(self, cfg: LeggedRobotCfg, sim_device: str = "cpu", physics: str | None = None) -> None:
         """Build the model and `cfg.env.num_envs` worlds on `sim_device` ("cpu", "cuda", "cuda:0").
 
@@ -39,12 +44,18 @@ class LeggedRobot(LeggedRewardsMixin):
         self.dt = cfg.control.decimation * cfg.sim.dt  # policy step [s]
         self.max_episode_length_s = cfg.env.episode_length_s
         self.max_episode_length = math.ceil(self.max_episode_length_s / self.dt)
-        self.robot = build_model(cfg)
+        t = cfg.terrain
+        seed = t.seed if t.seed >= 0 else torch.initial_seed() % 2**32  # -1: the run seed
+        self.terrain = Terrain.generate(t, seed) if t.mesh_type != "plane" else None
+        self.height_map = HeightMap(self.terrain, self.device)
+        self.robot = build_model(cfg, self.terrain)
         self.physics = make_physics(physics or cfg.sim.physics, self.robot.mj_model, self.num_envs, sim_device,
                                     cfg.control.decimation, nconmax=cfg.sim.nconmax, njmax=cfg.sim.njmax,
                                     graph_capture=cfg.sim.graph_capture)
         self._init_buffers()
         self._prepare_reward_functions()
+        self.curricula = Curricula(TerrainCurriculum(self.terrain, t, self.num_envs, self.device), CommandCurriculum(
+            cfg, self.reward_scales, self.max_episode_length, self._cmd_lo, self._cmd_span))
         self._apply_startup_randomization()
         self.obs_group = ObservationGroup(self, cfg.env.observations, noise=cfg.noise.add_noise)
         critic_terms = cfg.env.critic_observations
@@ -105,6 +116,7 @@ class LeggedRobot(LeggedRewardsMixin):
         dr = c.domain_rand
         push = (-dr.max_push_vel_xy, dr.max_push_vel_xy)
         self._push_lo, self._push_span = lo_span(dr.push_interval_s, push, push)
+        self._scan_points = scan_points(c.terrain.measured_points_x, c.terrain.measured_points_y).to(dev)  # (P, 2)
         self._sensor_indices()
         self._refresh_state()
 
@@ -125,17 +137,11 @@ class LeggedRobot(LeggedRewardsMixin):
         self.episode_sums = {k: self._episode_sums[:, i] for i, k in enumerate(self.reward_scales)}
 
     def _apply_startup_randomization(self) -> None:
-        """Per-env foot friction and added base mass, drawn once (legged_gym's startup randomization)."""
-        dr, ids = self.cfg.domain_rand, torch.arange(self.num_envs, device=self.device)
-        if dr.randomize_friction:
-            self.friction_coeffs = sample_uniform(*dr.friction_range, (self.num_envs, 1), self.device)
-            geoms = self.robot.foot_geom_ids
-            self.physics.set_geom_friction(ids, geoms, self.friction_coeffs.expand(-1, len(geoms)))
-        if dr.randomize_base_mass:
-            body = self.robot.mj_model.body(dr.added_mass_body or self.cfg.asset.base_body).id
-            base = float(self.robot.mj_model.body_mass[body])
-            added = sample_uniform(*dr.added_mass_range, (self.num_envs,), self.device)
-            self.physics.set_body_mass(ids, body, base + added)
+        """Per-env robot parameters drawn once from the nominal model (gym/envs/base/domain_rand.py:
+        friction, restitution, masses, CoM, gains, motor strength, joint dynamics, encoder offsets,
+        IMU mounting; `domain_rand.num_buckets`). `domain_rand_values[item]` holds the draws (N, ...);
+        `sensor_errors` applies the sensor-side ones to the policy's observations."""
+        self.domain_rand_values = apply_startup_randomization(self)
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self, actions: torch.Tensor) -> tuple:
@@ -157,8 +163,9 @@ class LeggedRobot(LeggedRewardsMixin):
         return self.obs_buf, self.privileged_obs_buf, self.rew_buf, self.reset_buf, self.extras
 
     def compute_targets(self, actions: torch.Tensor) -> torch.Tensor:
-        """Joint position targets [rad] = default_dof_pos + action_scale * actions (per joint)."""
-        return self.default_dof_pos + self.action_scale * actions
+        """Joint position targets [rad] = default_dof_pos + action_scale * actions (per joint), as
+        true joint angles: less the encoder offset the motor's PD loop reads (domain_rand)."""
+        return self.sensor_errors.joint_target(self.default_dof_pos + self.action_scale * actions)
 
     def post_physics_step(self) -> None:
         self.episode_length_buf += 1
@@ -194,6 +201,7 @@ class LeggedRobot(LeggedRewardsMixin):
         """Derive the state buffers the rewards and observations read from the physics tensors."""
         p, s = self.physics, self.robot.sensor
         self.base_pos, self.base_quat = p.qpos[:, 0:3], p.qpos[:, 3:7]
+        self.base_height = self.base_pos[:, 2] - self.height_map.heights_at(self.base_pos[:, :2])  # above terrain
         self.base_lin_vel = p.sensordata[:, s("imu_vel")]  # velocimeter, body frame
         self.base_ang_vel = p.sensordata[:, s("imu_gyro")]  # gyro, body frame
         self.projected_gravity = quat_rotate_inverse(self.base_quat, self.gravity_dir)
@@ -238,10 +246,11 @@ class LeggedRobot(LeggedRewardsMixin):
         self._penalized_cols, self._terminate_cols = (_slice_if_contiguous(f, self.device) for f in found)
 
     def check_termination(self) -> None:
-        """Falls (tilt, low base, forbidden contact) terminate; the time limit truncates."""
+        """Falls (tilt, base below min_base_height above the terrain, forbidden contact) terminate;
+        the time limit truncates."""
         t = self.cfg.termination
         fell = -self.projected_gravity[:, 2] < math.cos(t.max_tilt)
-        fell |= self.base_pos[:, 2] < t.min_base_height
+        fell |= self.base_height < t.min_base_height
         fell |= self.terminate_contacts.any(dim=1)
         self.time_out_buf = self.episode_length_buf >= self.max_episode_length
         self.reset_buf = fell | self.time_out_buf
@@ -285,7 +294,9 @@ class LeggedRobot(LeggedRewardsMixin):
         Fills `extras`: "time_outs" (N,) bool; "episode": per reward term, the SUM over the reset
         envs of their episode's per-second value (0-dim); "episode_count": how many envs that sum
         covers (0-dim; faulted envs, `fault` (N,) bool, are left out); "nonfinite_resets": how many
-        were reset for a fault (0-dim).
+        were reset for a fault (0-dim); "curriculum": {"terrain_level": mean level of all envs,
+        "max_lin_vel_x": the command range's max} (0-dim each) when those curricula are on. The reset
+        envs' curricula move first (`Curricula.update`), so they spawn on their new tile.
         """
         logged = mask if fault is None else mask & ~fault  # a diverged env's sums are not logged
         sums = torch.where(logged.unsqueeze(1), self._episode_sums, 0.0).sum(dim=0) / self.max_episode_length_s
@@ -296,18 +307,35 @@ class LeggedRobot(LeggedRewardsMixin):
             "nonfinite_resets": fault.sum() if fault is not None else torch.zeros((), dtype=torch.long,
                                                                                   device=self.device),
         }
+        tracking = self.episode_sums.get(self.cfg.commands.curriculum_reward)
+        log = self.curricula.update(logged, self.common_step_counter, self.base_pos[:, :2], self.commands[:, :2],
+                                    tracking, self.max_episode_length_s)
+        if log:
+            self.extras["curriculum"] = log
+        self.env_origins = self.curricula.terrain.origins  # (N, 3) [m] world
         qpos, qvel = self._initial_state()
         self.physics.reset_envs(mask, qpos, qvel)
         self._reset_buffers(mask)
         self._refresh_state()
 
+    def curriculum_state(self) -> dict[str, torch.Tensor]:
+        """Terrain levels and command range; the runner saves it in checkpoints (resume continues it)."""
+        return self.curricula.state_dict()
+
+    def load_curriculum_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore `curriculum_state()`; the envs move to their restored tiles at their next reset."""
+        self.curricula.load_state_dict(state)
+        self.env_origins = self.curricula.terrain.origins
+
     def _initial_state(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full-batch (N, nq), (N, nv) start states: default pose at init_state.pos + U(xy_range),
+        """Full-batch (N, nq), (N, nv) start states: default pose at the env's origin (tile centre,
+        zero on a plane) + init_state.pos + U(xy_range), z above the highest terrain within 0.3 m,
         yaw U(yaw_range), init velocities (world linear, body angular)."""
         n = self.num_envs
         u = self._spawn_lo + self._spawn_span * torch.rand(n, 3, device=self.device)  # x, y, yaw
         qpos = self._qpos_init.expand(n, -1).clone()
-        qpos[:, 0:2] += u[:, 0:2]
+        qpos[:, 0:2] += u[:, 0:2] + self.env_origins[:, 0:2]
+        qpos[:, 2] += self.height_map.spawn_heights_at(qpos[:, 0:2])
         qpos[:, 3:7] = quat_from_yaw(u[:, 2])
         return qpos, self._qvel_init.expand(n, -1)
 
@@ -396,16 +424,16 @@ class LeggedRobot(LeggedRewardsMixin):
         return self.base_lin_vel
 
     def _obs_base_ang_vel(self) -> torch.Tensor:
-        return self.base_ang_vel
+        return self.sensor_errors.imu(self.base_ang_vel)
 
     def _obs_projected_gravity(self) -> torch.Tensor:
-        return self.projected_gravity
+        return self.sensor_errors.imu(self.projected_gravity)
 
     def _obs_commands(self) -> torch.Tensor:
         return self.commands[:, :3]
 
     def _obs_dof_pos(self) -> torch.Tensor:
-        return self.dof_pos - self.default_dof_pos
+        return self.sensor_errors.dof_pos(self.dof_pos) - self.default_dof_pos
 
     def _obs_dof_vel(self) -> torch.Tensor:
         return self.dof_vel
@@ -428,6 +456,15 @@ class LeggedRobot(LeggedRewardsMixin):
 
     def _obs_friction(self) -> torch.Tensor:
         return self.friction_coeffs
+
+    def _obs_height_scan(self) -> torch.Tensor:
+        """(N, P) [m]: base height above the terrain at each scan point minus base_height_target,
+        clipped to +-1 m (0 on flat ground at the target height; > 0 over a dip). The points are
+        `terrain.measured_points_x` x `_y` (x outer) in the yaw-aligned base frame."""
+        if not self.cfg.terrain.measure_heights:
+            raise ValueError("observation term 'height_scan' needs terrain.measure_heights=True")
+        ground = self.height_map.scan(self.base_pos, yaw_from_quat(self.base_quat), self._scan_points)
+        return (self.base_pos[:, 2:3] - ground - self.cfg.rewards.base_height_target).clip(-1.0, 1.0)
 
 
 def _slice_if_contiguous(adr, device: torch.device) -> slice | torch.Tensor:

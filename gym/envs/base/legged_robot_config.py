@@ -30,13 +30,47 @@ class LeggedRobotCfg(BaseConfig):
         critic_observations: list[str] = []
 
     class terrain:
-        mesh_type = "plane"  # only "plane" is supported for now
-        static_friction = 1.0
+        # "plane": a flat floor. "trimesh": generated tiles (gym/utils/terrain.py): stairs, obstacles and
+        # flat tiles as boxes with vertical faces, smooth slopes as convex meshes, rough slopes as
+        # heightfield patches (fastest on MuJoCo C). "heightfield": the tiles as one MuJoCo heightfield
+        # (steps become one-cell ramps; fewest geoms, faster on MuJoCo Warp).
+        mesh_type = "plane"
+        static_friction = 1.0  # sliding friction of the floor / terrain
         restitution = 0.0
+        seed = -1  # terrain generator seed; -1 = the run seed (torch.initial_seed())
+        horizontal_scale = 0.1  # [m] height-grid spacing
+        vertical_scale = 0.005  # [m] heights are multiples of this
+        border_size = 25.0  # [m] flat border around the tiles
+        curriculum = True  # rows are difficulty levels; robots move up / down (legged_gym's rule)
+        max_init_terrain_level = 5  # initial level U{0..this} (curriculum); else every row
+        terrain_length = 8.0  # [m] tile size along x (one difficulty level)
+        terrain_width = 8.0  # [m] tile size along y
+        num_rows = 10  # difficulty levels
+        num_cols = 20  # tiles per level; column c has one type
+        # Shares of [smooth slope, rough slope, stairs up, stairs down, discrete obstacles, flat]; sum 1.
+        terrain_proportions = [0.1, 0.1, 0.35, 0.25, 0.2, 0.0]
+        slope_treshold = 0.75  # "trimesh": slopes rising more than this over one cell become vertical faces
+        # Per terrain type, value at difficulty 0 and 1 (row r: difficulty r / (num_rows - 1)).
+        slope_range = [0.0, 0.4]  # rise / run of the slopes (hills and valleys)
+        step_height_range = [0.05, 0.23]  # [m] stairs
+        obstacle_height_range = [0.05, 0.25]  # [m] discrete obstacles (+-, and half)
+        roughness = 0.05  # [m] rough slope: U(-r, r) bumps on a 0.2 m grid
+        step_width = 0.31  # [m] stair tread
+        platform_size = 3.0  # [m] flat square in the centre of each tile (the spawn area)
+        # Height scan (observation term "height_scan"): points in the yaw-aligned base frame [m].
+        measure_heights = False
+        measured_points_x = [-0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
+                             0.7, 0.8]
+        measured_points_y = [-0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
     class commands:
+        # Widen lin_vel_x by curriculum_step [m/s] at both ends (up to +-max_curriculum) once per
+        # episode length when the episodes that ended earned > 80 % of the max of `curriculum_reward`
+        # (a reward term in [0, 1] per step, e.g. an exp(-error) tracking term).
         curriculum = False
-        max_curriculum = 1.0
+        max_curriculum = 1.0  # [m/s]
+        curriculum_step = 0.5  # [m/s]
+        curriculum_reward = "tracking_lin_vel"
         num_commands = 4  # lin_vel_x, lin_vel_y, ang_vel_yaw, heading (heading mode overwrites yaw rate)
         resampling_time_range = [10.0, 10.0]  # [s] each env resamples after U(lo, hi)
         heading_command = True  # if true, heading envs compute ang_vel_yaw from the heading error
@@ -88,9 +122,34 @@ class LeggedRobotCfg(BaseConfig):
         randomize_base_mass = False
         added_mass_range = [-1.0, 1.0]  # [kg] added to the body below, inertia scaled with it
         added_mass_body = ""  # "" = asset.base_body
+        # 0: every env draws its own friction and added mass. B > 0: B (friction, mass) sets are drawn
+        # and each env takes one at random (legged_gym draws friction from 64 buckets). MuJoCo C keeps
+        # one model copy per distinct set (mj_sizeModel bytes each), so a large terrain wants buckets.
+        num_buckets = 0
         push_robots = True
         push_interval_s = [15.0, 15.0]  # [s] U(lo, hi) between pushes, per env
         max_push_vel_xy = 1.0  # [m/s] U(-max, max) added to the world-frame base x, y velocity
+        # Drawn once per env at startup from the nominal model (gym/envs/base/domain_rand.py; the draws
+        # are env.domain_rand_values and <run>/domain_rand_values.yaml). "per joint" = per env and joint.
+        randomize_restitution = False
+        restitution_range = [0.0, 0.5]  # foot-floor coefficient of restitution (foot contact damping ratio)
+        randomize_com = False
+        com_offset_range = [-0.02, 0.02]  # [m] x, y, z each, added to the CoM of added_mass_body
+        randomize_link_mass = False
+        link_mass_scale_range = [0.9, 1.1]  # x every body's mass (inertia scaled alike), per env and body
+        randomize_gains = False
+        kp_scale_range = [0.9, 1.1]  # x actuator Kp, per joint
+        kd_scale_range = [0.9, 1.1]  # x actuator Kd, per joint
+        randomize_motor_strength = False
+        motor_strength_range = [0.9, 1.1]  # x effort limit, per joint
+        randomize_joint_dynamics = False
+        armature_scale_range = [0.9, 1.1]  # x joint armature, per joint
+        joint_damping_range = [0.0, 0.1]  # [Nm s/rad] added viscous joint damping, per joint
+        joint_friction_range = [0.0, 0.2]  # [Nm] added joint friction loss, per joint
+        randomize_encoder_offset = False
+        encoder_offset_range = [-0.02, 0.02]  # [rad] per joint: the policy and the motor PD read q + offset
+        randomize_imu_mounting = False
+        imu_mounting_range = [-0.035, 0.035]  # [rad] roll, pitch, yaw each of the IMU in the base (~2 deg)
 
     class rewards:
         class scales:
@@ -207,6 +266,9 @@ class LeggedRobotCfgPPO(BaseConfig):
         # Stop when more than this fraction of num_envs is reset for non-finite physics in one iteration.
         max_nonfinite_fraction = 0.25
         save_interval = 50  # iterations between checkpoints
+        # Each checkpoint is also exported to <run>/exported/ as ONNX + TorchScript + JSON metadata
+        # (gym/utils/export.py); a failed export only warns.
+        export_policy = True
         # Several ranks (--gpu_ids, --num_processes, torchrun): the bound on every collective; a rank
         # that stops or hangs ends the others after at most this long.
         dist_timeout_s = 300.0

@@ -37,8 +37,8 @@ class LeggedRewardsMixin:
         return torch.sum(torch.square(self.projected_gravity[:, :2]), dim=1)
 
     def _reward_base_height(self) -> torch.Tensor:
-        """(z_base - base_height_target)^2 [m^2] above the flat floor."""
-        return torch.square(self.base_pos[:, 2] - self.cfg.rewards.base_height_target)
+        """(base height above the terrain under it - base_height_target)^2 [m^2]."""
+        return torch.square(self.base_height - self.cfg.rewards.base_height_target)
 
     # -- joints and actions ---------------------------------------------------------------------
     def _reward_torques(self) -> torch.Tensor:
