@@ -175,3 +175,11 @@ def test_turn_in_place_and_standing_commands(env):
         assert torch.all(env.commands[:, :3] == 0) and not env.heading_env.any()
     finally:
         c.rel_turn_envs, c.rel_standing_envs = old
+
+
+def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):
+    env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
+    command(env)
+    torch.testing.assert_close(env._reward_stand_still_feet(), torch.tensor([0.0, 1.0, 2.0, 1.0]))
+    command(env, wz=0.5)  # turning in place is moving (s = 0.5): stepping allowed
+    assert torch.all(env._reward_stand_still_feet() == 0)

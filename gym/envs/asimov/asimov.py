@@ -117,6 +117,11 @@ class Asimov(LeggedRobot):
         """sum_feet in contact |v_site,xy|^2 [m^2/s^2] while s > 0.05 (§9 foot_slip)."""
         return self._reward_feet_slip() * self._moving()
 
+    def _reward_stand_still_feet(self) -> torch.Tensor:
+        """Number of feet not in contact while s < 0.05 (not §9): stand still with both feet down."""
+        airborne = torch.sum((~self.foot_contact).float(), dim=1)
+        return airborne * ~self._moving()
+
     def _reward_soft_landing(self) -> torch.Tensor:
         """sum_feet at a landing |F_contact| [N] while s > 0.05 (§9 soft_landing): the net contact
         force of the foot on the last physics tick of the landing step."""

@@ -127,6 +127,14 @@ class AsimovCfg(LeggedRobotCfg):
             foot_swing_height = -0.1
             foot_slip = -0.1
             soft_landing = -1.0e-5
+            # Not in §9 (issue 8, measured): inside §9's track_angular_velocity the pelvis' roll and
+            # pitch rates (w_x^2 + w_y^2 ~ 2 rad^2/s^2 while learning) scale the yaw part by ~0.03,
+            # and a 1000-iteration run never learned to turn (|e_wz| 0.48 of a 0.5 rad/s command).
+            # legged_gym's yaw-only term keeps a yaw gradient; §9's term stays as the stability part.
+            tracking_ang_vel = 1.0
+            # Not in §9: feet off the ground at a zero command (s < 0.05); the same run marched in place
+            # at 2.7 touchdowns per second when told to stand.
+            stand_still_feet = -0.5
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
@@ -171,6 +179,35 @@ class AsimovCfg(LeggedRobotCfg):
 
     class sim(LeggedRobotCfg.sim):
         dt = 0.005  # §6
+
+    class contract:
+        """§16 firmware contract, checked on exported policies by gym/scripts/check_firmware_contract.py
+        (gym/utils/firmware_contract.py). Written from the data sheet, not from the settings above, so a
+        config that drifts from the firmware fails the check."""
+
+        observation_names = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions"]
+        observation_dims = [3, 3, 3, 12, 12, 12]  # 45 floats
+        observation_scales = [0.25, 1.0, 1.0, 1.0, 0.05, 1.0]
+        joint_names = [f"{side}_{j}_joint" for side in ("left", "right")
+                       for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")]
+        # target_q = default_q + scale_j * raw_action_j, never one global scale (§5 deployment values)
+        action_scale = {"hip_pitch": 1.026650, "hip_yaw": 1.026650, "hip_roll": 0.657490, "knee": 0.657490,
+                        "ankle_pitch": 0.822332, "ankle_roll": 0.822332}
+        action_scale_tolerance = 1e-6  # the deployment values have 6 decimals
+        default_joint_pos = {  # KNEES_BENT (§3), exactly
+            "left_hip_pitch_joint": 0.2, "left_knee_joint": -0.4, "left_ankle_pitch_joint": -0.25,
+            "right_hip_pitch_joint": -0.2, "right_knee_joint": 0.4, "right_ankle_pitch_joint": 0.25,
+        }
+        policy_rate_hz = 50.0
+        motor_rate_hz = 200.0  # each policy target held for 200 / 50 = 4 motor ticks, no interpolation
+        required_metadata = ["joint_names", "kp", "kd", "default_joint_pos", "action_scale", "observation_names",
+                             "observation_scales", "dt"]
+        notes = [
+            "IMU mounting (team note): x = -y_imu, y = -x_imu, z = z_imu; a reflection (det -1), verify on "
+            "hardware. The policy expects body-frame gyro and gravity (x forward, y left, z up).",
+            "No base linear velocity in the observation: the robot cannot measure it.",
+            "Bring-up order: zero command (standing) first, then 0.1 m/s forward.",
+        ]
 
 
 class AsimovCfgPPO(LeggedRobotCfgPPO):
