@@ -171,6 +171,19 @@ def test_command_keys_drive_the_env_and_survive_resets(single_thread):
     assert torch.allclose(env.commands[:, :3], torch.tensor([[0.0, 0.3, 0.0]] * 2))
 
 
+def test_play_gives_every_env_the_play_command(single_thread):
+    """No standing, turn-in-place or heading envs at play time: all 64 envs get --command."""
+    import gym.envs  # noqa: F401 - registers asimov
+    from gym.utils.task_registry import configure_play, task_registry
+
+    cfg, _ = task_registry.get_cfgs("asimov", sim_device="cpu")
+    cfg.env.num_envs = 64
+    configure_play(cfg, [0.5, 0.1, 0.2])
+    env = task_registry.get_task_class("asimov")(cfg, sim_device="cpu", physics="mujoco")
+    env.step(torch.zeros(64, env.num_actions))
+    assert torch.allclose(env.commands[:, :3], torch.tensor([[0.5, 0.1, 0.2]] * 64))
+
+
 @pytest.mark.parametrize("gl, expected", [
     ("bogus", "MUJOCO_GL='bogus' is not a rendering backend"),
     ("egl", "cannot render offscreen with MUJOCO_GL=egl"),  # EGL with no vendor library: libegl-mesa0 missing
