@@ -82,34 +82,50 @@ class Physics(ABC):
         legged_gym); sensors are not recomputed. No host synchronisation on CUDA.
         """
 
-    @abstractmethod
-    def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
-        """Set the sliding friction of `geom_ids` in `env_ids`; `friction` is (len(env_ids), len(geom_ids))."""
-
-    @abstractmethod
-    def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
-        """Set the mass [kg] of `body_id` in `env_ids` (`mass`: (len(env_ids),)).
-
-        The body's inertia is scaled by the same ratio (same shape, denser material) and derived
-        quantities (subtree masses, inverse weights) are recomputed (`mj_setConst` / `set_const`).
-        """
-
     # Model fields that `set_model_fields` may change per env (domain randomization).
     MODEL_FIELDS = ("geom_friction", "geom_solref", "body_mass", "body_inertia", "body_ipos", "dof_armature",
                     "dof_damping", "dof_frictionloss", "actuator_gainprm", "actuator_biasprm",
                     "actuator_forcerange")
 
+    @abstractmethod
     def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
         """Set per-env model parameters: `values[name]` is (len(env_ids), *mj_model.<name>.shape) for
         names in `MODEL_FIELDS`, in MuJoCo's units. Derived constants (subtree masses, inverse
         weights, actuator constants) are then recomputed (`mj_setConst` / `set_const`). Meant for
-        startup: MuJoCo C makes model copies (envs with equal values share one)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement set_model_fields")
+        startup: MuJoCo C makes model copies (envs with equal values share one). Raises ValueError
+        for a name outside `MODEL_FIELDS`."""
 
+    @abstractmethod
     def get_model_field(self, name: str) -> torch.Tensor:
         """(num_envs, *mj_model.<name>.shape) float64 CPU copy of model field `name` as each env
         simulates it (for checks and tests; reads every env's model)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement get_model_field")
+
+    def _check_model_fields(self, names) -> None:
+        unknown = [n for n in names if n not in self.MODEL_FIELDS]
+        if unknown:
+            raise ValueError(f"set_model_fields: {unknown} not in {self.MODEL_FIELDS}")
+
+    def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
+        """Set the sliding friction of `geom_ids` in `env_ids`; `friction` is (len(env_ids), len(geom_ids))."""
+        rows = torch.as_tensor(env_ids).long().cpu()
+        value = self.get_model_field("geom_friction")[rows]
+        value[:, geom_ids, 0] = friction.detach().cpu().double().reshape(len(rows), len(geom_ids))
+        self.set_model_fields(env_ids, {"geom_friction": value})
+
+    def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
+        """Set the mass [kg] of `body_id` in `env_ids` (`mass`: (len(env_ids),)).
+
+        The body's inertia is scaled by the same ratio (same shape, denser material; a massless body
+        keeps its zero inertia) and derived quantities (subtree masses, inverse weights) are
+        recomputed (`mj_setConst` / `set_const`).
+        """
+        rows = torch.as_tensor(env_ids).long().cpu()
+        masses, inertia = self.get_model_field("body_mass")[rows], self.get_model_field("body_inertia")[rows]
+        new = mass.detach().cpu().double().reshape(-1)
+        old = masses[:, body_id]
+        inertia[:, body_id] *= torch.where(old > 0, new / old, 1.0)[:, None]
+        masses[:, body_id] = new
+        self.set_model_fields(env_ids, {"body_mass": masses, "body_inertia": inertia})
 
     def check_buffers(self) -> None:
         """Raise `PhysicsError` with the sizes to set if a contact / constraint buffer overflowed.

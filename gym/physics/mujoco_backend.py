@@ -51,7 +51,7 @@ class MujocoPhysics(Physics):
         nthread: worker threads of the rollout pool (default `default_nthread()`: the cores this
             process may use, shared among the LOCAL_WORLD_SIZE ranks of a multi-process run).
 
-    Per-env parameters (`set_geom_friction`, `set_body_mass`) give the changed envs a modified
+    Per-env parameters (`set_model_fields`) give the changed envs a modified
     `MjModel` copy (copy-on-write); the others keep sharing `mj_model`, and envs given equal values
     (from the same model) share one copy. A copy costs `mujoco.mj_sizeModel(mj_model)` bytes: ~42 KB
     for the project's primitive-shape Asimov, a few MB with a generated terrain, 73 MB for the
@@ -220,41 +220,10 @@ class MujocoPhysics(Physics):
                 apply(made[key], row)
             self._models[env] = made[key]
 
-    def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
-        """Set sliding friction (`geom_friction[:, 0]`, unitless) of `geom_ids` in `env_ids`.
-
-        `friction`: (len(env_ids), len(geom_ids)). MuJoCo combines a contact's two geoms with max.
-        """
-        fr = friction.detach().cpu().double().numpy().reshape(len(env_ids), len(geom_ids))
-
-        def apply(m: mujoco.MjModel, row: np.ndarray) -> None:
-            m.geom_friction[geom_ids, 0] = row
-
-        self._modify(env_ids, fr, apply)
-
-    def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
-        """Set `body_mass[body_id]` [kg] per env (`mass`: (len(env_ids),)), scale its inertia.
-
-        `body_inertia` [kg m^2] scales by new/old mass (unchanged if the old mass is 0), then
-        `mj_setConst` refreshes subtree masses, inverse weights and actuator constants.
-        """
-        ms = mass.detach().cpu().double().numpy().reshape(-1, 1)
-
-        def apply(m: mujoco.MjModel, row: np.ndarray) -> None:
-            new, old = float(row[0]), float(m.body_mass[body_id])
-            if old > 0.0:
-                m.body_inertia[body_id] *= new / old
-            m.body_mass[body_id] = new
-            mujoco.mj_setConst(m, self._scratch)
-
-        self._modify(env_ids, ms, apply)
-
     def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
         """See `Physics.set_model_fields`: one model copy per distinct set of values, then `mj_setConst`."""
         names = list(values)
-        unknown = [n for n in names if n not in self.MODEL_FIELDS]
-        if unknown:
-            raise ValueError(f"set_model_fields: {unknown} not in {self.MODEL_FIELDS}")
+        self._check_model_fields(names)
         parts = [values[n].detach().cpu().double().numpy().reshape(len(env_ids), -1) for n in names]
         splits = np.cumsum([p.shape[1] for p in parts])[:-1]
 

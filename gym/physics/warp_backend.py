@@ -103,9 +103,6 @@ class WarpPhysics(Physics):
         self.act = wp.to_torch(d.act) if mj_model.na else None
         self._overflow = wp.to_torch(d.overflow)  # (num_envs,) int bitmask, sticky
         self._nefc, self._nacon = wp.to_torch(d.nefc), wp.to_torch(d.nacon)
-        self.geom_friction = wp.to_torch(self.model.geom_friction)  # (num_envs, ngeom, 3)
-        self.body_mass = wp.to_torch(self.model.body_mass)  # (num_envs, nbody)
-        self.body_inertia = wp.to_torch(self.model.body_inertia)  # (num_envs, nbody, 3)
         self.graph_capture = graph_capture
         self._graphs: dict[str, object] = {}
         # On CUDA, run Warp's work on torch's current stream so it is ordered after the env's
@@ -239,24 +236,9 @@ class WarpPhysics(Physics):
                                "and the physics is wrong: " + "; ".join(problems))
 
     # -- per-env parameters ------------------------------------------------------------------
-    def set_geom_friction(self, env_ids: torch.Tensor, geom_ids: list[int], friction: torch.Tensor) -> None:
-        idx = torch.as_tensor(geom_ids, device=self.device)
-        self.geom_friction[env_ids[:, None], idx[None, :], 0] = friction.to(self.geom_friction)
-
-    def set_body_mass(self, env_ids: torch.Tensor, body_id: int, mass: torch.Tensor) -> None:
-        old = self.body_mass[env_ids, body_id]
-        ratio = torch.where(old > 0, mass.to(old) / old, 1.0)  # a massless body keeps its (zero) inertia
-        self.body_mass[env_ids, body_id] = mass.to(self.body_mass)
-        self.body_inertia[env_ids, body_id] *= ratio[:, None]
-        with wp.ScopedDevice(self.wp_device), wp.ScopedStream(self._stream):
-            mjw.set_const(self.model, self.data)
-        self.forward()
-
     def set_model_fields(self, env_ids: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
         """See `Physics.set_model_fields`: writes the batched model fields, then `set_const`."""
-        unknown = [n for n in values if n not in self.MODEL_FIELDS]
-        if unknown:
-            raise ValueError(f"set_model_fields: {unknown} not in {self.MODEL_FIELDS}")
+        self._check_model_fields(values)
         ids = torch.as_tensor(env_ids, device=self.device).long()
         for name, value in values.items():
             field = wp.to_torch(getattr(self.model, name))  # (num_envs, ...) batched, zero-copy
