@@ -14,7 +14,14 @@ Observation age (the same on both backends): after `step()`, `sensordata` was co
 last physics tick's forward pass, i.e. from the state one tick (`opt.timestep`) before `qpos` /
 `qvel`, as MuJoCo's `mj_step` does. After `reset_envs`, the reset envs' position- and
 velocity-stage sensors describe the new state itself and their acceleration-stage sensors
-(contact found / force) read 0 until the next step.
+(contact found / force) read 0 until the next step. `qpos` / `qvel` are the state after the last
+tick (age 0); `qpos_history` / `qvel_history` keep every tick of the last `step()` for measurements
+that are older (observation latency).
+
+Zero-order hold and action latency (the same on both backends): `step()` runs `decimation` ticks.
+Tick t (0-based) applies the new targets `ctrl` when t >= `action_delay` of the env, else the
+targets of the previous `step()` (held since then). `action_delay` 0 is the plain hold; `decimation`
+delays the new targets by one whole policy step. No interpolation, as the firmware does (§16).
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ class Physics(ABC):
         fault: (num_envs,) bool, set by `step()`: the backend itself found the env's simulation
             broken in that step (MuJoCo C reset a diverged state or stopped early; a non-finite
             control). Non-finite states are found by the env from `qpos` / `qvel` / `sensordata`.
+        action_delay: (num_envs,) int32 [physics ticks, 0..decimation], written in place by the env:
+            how many ticks into the next `step()` the new `ctrl` takes effect (see the module doc).
+        qpos_history: (decimation + 1, num_envs, nq): row k is `qpos` after k ticks of the last
+            `step()` (row 0 its start state, row `decimation` equals `qpos`). A reset env's rows all
+            hold its new state. `qvel_history`: the same for `qvel` (num_envs, nv) (a push written
+            by `set_qvel` shows in row 0 of the next step).
     """
 
     name: str = "base"
@@ -59,10 +72,14 @@ class Physics(ABC):
         self.ctrl: torch.Tensor
         self.sensordata: torch.Tensor
         self.fault = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self.action_delay = torch.zeros(num_envs, dtype=torch.int32, device=self.device)
+        self.qpos_history: torch.Tensor
+        self.qvel_history: torch.Tensor
 
     @abstractmethod
     def step(self) -> None:
-        """Advance every env by `decimation` physics steps with `ctrl` held (zero-order hold)."""
+        """Advance every env by `decimation` physics steps: the previous targets for the env's first
+        `action_delay` ticks, then `ctrl` (zero-order hold, see the module doc)."""
 
     @abstractmethod
     def reset_envs(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -71,7 +88,9 @@ class Physics(ABC):
         `qpos` (num_envs, nq) and `qvel` (num_envs, nv) are full-batch; rows outside the mask are
         ignored. Time, activations and the solver warm start of the reset envs go to 0 and their
         position / velocity sensors are recomputed for the new state (see the module docstring).
-        Other envs are untouched. No host synchronisation on CUDA.
+        Their held targets become the current `ctrl` rows (write the reset pose's targets first) and
+        every row of their `qpos_history` / `qvel_history` the new state. Other envs are untouched.
+        No host synchronisation on CUDA.
         """
 
     @abstractmethod

@@ -87,7 +87,9 @@ class MujocoPhysics(Physics):
         mujoco.mj_getState(m, self._scratch, self._default_state, _FULL)
         self._state = np.tile(self._default_state, (n, 1))  # (N, nstate) state at step start
         self._warm = np.zeros((n, m.nv))  # (N, nv) qacc_warmstart [m/s^2, rad/s^2]
-        self._control = np.zeros((n, decimation, m.nu))  # (N, decimation, nu) held ctrl
+        self._control = np.zeros((n, decimation, m.nu))  # (N, decimation, nu) ctrl of each tick
+        self._held = np.zeros((n, m.nu))  # (N, nu) targets of the previous step (action latency)
+        self._tick = np.arange(decimation)
         self._state_out = np.empty((n, decimation, nstate))
         self._sens_out = np.empty((n, decimation, m.nsensordata))
 
@@ -95,10 +97,14 @@ class MujocoPhysics(Physics):
         self._qpos32 = self._state[:, self._qpos_sl].astype(np.float32)
         self._qvel32 = self._state[:, self._qvel_sl].astype(np.float32)
         self._sens32 = np.zeros((n, m.nsensordata), dtype=np.float32)
+        self._qpos_hist32 = np.repeat(self._qpos32[None], decimation + 1, axis=0)  # (dec+1, N, nq)
+        self._qvel_hist32 = np.repeat(self._qvel32[None], decimation + 1, axis=0)
         self._on_cpu = self.device.type == "cpu"
         self.qpos = self._publish(self._qpos32)
         self.qvel = self._publish(self._qvel32)
         self.sensordata = self._publish(self._sens32)
+        self.qpos_history = self._publish(self._qpos_hist32)
+        self.qvel_history = self._publish(self._qvel_hist32)
         self.ctrl = torch.zeros((n, m.nu), dtype=torch.float32, device=self.device)
         self._fault = np.zeros(n, dtype=bool)
         self.fault = self._publish(self._fault)
@@ -106,7 +112,8 @@ class MujocoPhysics(Physics):
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        """Advance all envs by `decimation` physics steps with `ctrl` held.
+        """Advance all envs by `decimation` physics steps: per env, the previous targets for its
+        first `action_delay` ticks, then `ctrl` (one (N, decimation, nu) control array).
 
         Never raises for one bad env: `fault` (num_envs,) marks envs whose control was NaN/Inf or
         beyond `mjMAXVAL` (MuJoCo would silently zero it; it is held at 0 instead) and envs that
@@ -117,7 +124,12 @@ class MujocoPhysics(Physics):
         """
         ctrl = self.ctrl.detach().cpu().numpy()
         ok = (np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1)  # False for NaN
-        np.copyto(self._control, np.where(ok[:, None], ctrl, 0.0)[:, None, :])  # tiled over decimation
+        target = np.where(ok[:, None], ctrl, 0.0)
+        late = self._tick[None, :] < self.action_delay.cpu().numpy()[:, None]  # (N, dec): still held
+        np.copyto(self._control, np.where(late[:, :, None], self._held[:, None, :], target[:, None, :]))
+        np.copyto(self._held, target)
+        self._qpos_hist32[0] = self._state[:, self._qpos_sl]
+        self._qvel_hist32[0] = self._state[:, self._qvel_sl]
         self._pool.rollout(
             self._models, self._datas, self._state, self._control,
             control_spec=_CTRL, skip_checks=True, nstep=self.decimation,
@@ -134,6 +146,8 @@ class MujocoPhysics(Physics):
         np.copyto(self._qpos32, last[:, self._qpos_sl])
         np.copyto(self._qvel32, last[:, self._qvel_sl])
         np.copyto(self._sens32, self._sens_out[:, -1])
+        np.copyto(self._qpos_hist32[1:], self._state_out[:, :, self._qpos_sl].transpose(1, 0, 2))
+        np.copyto(self._qvel_hist32[1:], self._state_out[:, :, self._qvel_sl].transpose(1, 0, 2))
         self._sync()
 
     def reset_envs(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -153,6 +167,10 @@ class MujocoPhysics(Physics):
         self._fault[ids] = False
         self._qpos32[ids] = self._state[ids, self._qpos_sl]
         self._qvel32[ids] = self._state[ids, self._qvel_sl]
+        self._qpos_hist32[:, ids] = self._qpos32[ids]
+        self._qvel_hist32[:, ids] = self._qvel32[ids]
+        ctrl = self.ctrl.detach().cpu().numpy()[ids]
+        self._held[ids] = np.where((np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1, keepdims=True), ctrl, 0.0)
         self._forward(ids, full=False)
         self._sync()
 
@@ -200,6 +218,8 @@ class MujocoPhysics(Physics):
             self.qvel.copy_(torch.from_numpy(self._qvel32))
             self.sensordata.copy_(torch.from_numpy(self._sens32))
             self.fault.copy_(torch.from_numpy(self._fault))
+            self.qpos_history.copy_(torch.from_numpy(self._qpos_hist32))
+            self.qvel_history.copy_(torch.from_numpy(self._qvel_hist32))
 
     # ------------------------------------------------------------------ per-env parameters
     def _modify(self, env_ids: torch.Tensor, values: np.ndarray, apply) -> None:

@@ -1,10 +1,14 @@
 """`WarpPhysics`: batched MuJoCo Warp worlds with zero-copy torch views.
 
 One `mujoco_warp.Data` holds all `num_envs` worlds. `qpos`, `qvel`, `ctrl` and `sensordata` are
-`wp.to_torch` views of its arrays (no copies): the env writes `ctrl` in place and reads the state
-directly. `step()` runs `decimation` `mujoco_warp.step` calls, captured once as a Warp graph (CUDA
-graph on GPU, Warp's CPU graph on CPU) and replayed, with no host synchronisation inside it. On
-CUDA all Warp work runs on torch's current stream, so it is ordered after the env's torch writes.
+`wp.to_torch` views of its arrays (no copies): the env reads the state directly. `ctrl` (the new
+targets) and the held targets of the previous step are torch buffers seen by Warp zero-copy; before
+each physics tick a small kernel writes the tick's control into the model's `ctrl` per world (the
+held targets while the tick is below the world's `action_delay`, else the new ones), and a copy
+after each tick fills `qpos_history` / `qvel_history`. `step()` runs these and `decimation`
+`mujoco_warp.step` calls, captured once as a Warp graph (CUDA graph on GPU, Warp's CPU graph on
+CPU) and replayed, with no host synchronisation inside it. On CUDA all Warp work runs on torch's
+current stream, so it is ordered after the env's torch writes.
 
 Graph capture is checked, not hoped for: without conditional graph nodes (CUDA driver and toolkit
 12.4+) the solver loops are captured with a fixed iteration count (`opt.graph_conditional =
@@ -38,6 +42,17 @@ _BATCHED_FIELDS = (*Physics.MODEL_FIELDS,  # set per env by set_model_fields; th
 _COMPILE_NOTICE_AFTER_S = 3.0  # a first call slower than this is compiling kernels
 _OVERFLOW = mjw.OverflowType
 _SLEEP = int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+
+
+@wp.kernel
+def _tick_ctrl(tick: int, delay: wp.array(dtype=wp.int32), held: wp.array2d(dtype=float),
+               target: wp.array2d(dtype=float), ctrl: wp.array2d(dtype=float)):
+    """ctrl[w] = held[w] for ticks before world w's action delay, else target[w]."""
+    w, i = wp.tid()
+    if tick < delay[w]:
+        ctrl[w, i] = held[w, i]
+    else:
+        ctrl[w, i] = target[w, i]
 
 
 def warp_device(device: str) -> wp.context.Device:
@@ -97,7 +112,15 @@ class WarpPhysics(Physics):
             self.data = mjw.put_data(mj_model, mj_data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
         d = self.data
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
-        self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
+        self.sensordata = wp.to_torch(d.sensordata)
+        self._tick_ctrl_t = wp.to_torch(d.ctrl)  # what each tick applies
+        self.ctrl = self._tick_ctrl_t.clone()  # new targets (the env writes these)
+        self._held = self._tick_ctrl_t.clone()  # targets of the previous step
+        self.qpos_history = self.qpos.unsqueeze(0).repeat(decimation + 1, 1, 1).contiguous()
+        self.qvel_history = self.qvel.unsqueeze(0).repeat(decimation + 1, 1, 1).contiguous()
+        self._wp = {name: wp.from_torch(t) for name, t in (
+            ("ctrl", self.ctrl), ("held", self._held), ("delay", self.action_delay),
+            ("qpos_history", self.qpos_history), ("qvel_history", self.qvel_history))}
         self.qacc_warmstart = wp.to_torch(d.qacc_warmstart)
         self.time = wp.to_torch(d.time)
         self.act = wp.to_torch(d.act) if mj_model.na else None
@@ -111,8 +134,18 @@ class WarpPhysics(Physics):
 
     # -- graphs ------------------------------------------------------------------------------
     def _step_eager(self) -> None:
-        for _ in range(self.decimation):
-            mjw.step(self.model, self.data)
+        d, a = self.data, self._wp
+        nworld, nu = self.ctrl.shape
+        wp.copy(a["qpos_history"][0], d.qpos)
+        wp.copy(a["qvel_history"][0], d.qvel)
+        for tick in range(self.decimation):
+            if nu:
+                wp.launch(_tick_ctrl, dim=(nworld, nu), inputs=[tick, a["delay"], a["held"], a["ctrl"]],
+                          outputs=[d.ctrl])
+            mjw.step(self.model, d)
+            wp.copy(a["qpos_history"][tick + 1], d.qpos)
+            wp.copy(a["qvel_history"][tick + 1], d.qvel)
+        wp.copy(a["held"], a["ctrl"])
 
     def _reset_forward_eager(self) -> None:
         """Position / velocity stages and their sensors for every world (no collision, no solver)."""
@@ -181,8 +214,8 @@ class WarpPhysics(Physics):
             print(f"MuJoCo Warp kernels ready after {time.perf_counter() - start:.0f} s.", flush=True)
 
     def _state_fields(self) -> list[torch.Tensor]:
-        fields = [self.qpos, self.qvel, self.ctrl, self.qacc_warmstart, self.time, self.sensordata,
-                  self._overflow]
+        fields = [self.qpos, self.qvel, self.ctrl, self._held, self._tick_ctrl_t, self.qacc_warmstart, self.time,
+                  self.sensordata, self._overflow, self.qpos_history, self.qvel_history]
         return fields + ([self.act] if self.act is not None else [])
 
     # -- stepping ----------------------------------------------------------------------------
@@ -199,6 +232,9 @@ class WarpPhysics(Physics):
         self.qvel.copy_(torch.where(m, qvel.to(self.qvel), self.qvel))
         self.qacc_warmstart.masked_fill_(m, 0.0)
         self.time.masked_fill_(m.reshape(-1), 0.0)
+        self._held.copy_(torch.where(m, self.ctrl, self._held))
+        self.qpos_history.copy_(torch.where(m, self.qpos, self.qpos_history))
+        self.qvel_history.copy_(torch.where(m, self.qvel, self.qvel_history))
         if self.act is not None:
             self.act.masked_fill_(m, 0.0)
         # Kinematics + velocity sensors over all worlds (cheap: no collision, no solver), kept

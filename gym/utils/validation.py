@@ -86,6 +86,11 @@ def _domain_rand_problems(cfg: Any) -> list[str]:
             fixed = [max(value[0], lo), value[1] if hi is None else min(value[1], hi)]
             problems.append(f"domain_rand.{key}={list(value)!r}: {why}; use values {bounds}, e.g. --set "
                             f"domain_rand.{key}=[{fixed[0]:g},{fixed[1]:g}]")
+    decimation = getattr(cfg.control, "decimation", 1)
+    if _is_int(decimation) and decimation >= 1:  # else the decimation itself is reported
+        from gym.envs.base.latency import latency_problems
+
+        problems += latency_problems(dr, decimation)
     buckets = getattr(dr, "num_buckets", 0)
     if not _is_int(buckets) or buckets < 0:
         problems.append(f"domain_rand.num_buckets={buckets!r}: must be an integer >= 0 (0 = a draw per env); "

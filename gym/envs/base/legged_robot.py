@@ -8,17 +8,28 @@ Frames: `base_lin_vel`, `base_ang_vel` and `projected_gravity` are in the BODY f
 foot positions, velocities and contact forces are in the WORLD frame. Commands are (v_x, v_y, w_z,
 heading) in the body frame, heading in the world frame. One policy step = `control.decimation`
 physics steps with the joint targets held (50 Hz policy / 200 Hz motors on Asimov).
+
+Age of each quantity after a step: the state buffers (`base_*`, `projected_gravity`, `dof_*`) are the
+state after the step's last physics tick (age 0; the IMU velocities are computed from it as MuJoCo's
+gyro and velocimeter would read it). Foot positions, velocities, contacts and forces come from
+sensors, which the last tick's forward pass computed: one tick (`sim.dt`) older. The policy's IMU
+terms (`base_ang_vel`, `projected_gravity`) are `latency.imu` ticks old and its joint terms (`dof_pos`,
+`dof_vel`) `latency.joint` ticks old (`measured_*`, 0 unless `domain_rand.randomize_latency`); its
+new targets act `latency.action` ticks into the next step (gym/envs/base/latency.py). Both physics
+backends give the same ages.
 """
 
 from __future__ import annotations
 
 import math
 
+import mujoco
 import torch
 
 from gym.envs.base.base_config import public_attrs
 from gym.envs.base.curriculum import CommandCurriculum, Curricula, TerrainCurriculum
 from gym.envs.base.domain_rand import SensorErrors, apply_startup_randomization
+from gym.envs.base.latency import Latency
 from gym.envs.base.legged_robot_config import LeggedRobotCfg
 from gym.envs.base.observations import ObservationGroup
 from gym.envs.base.rewards import LeggedRewardsMixin
@@ -52,6 +63,7 @@ class LeggedRobot(LeggedRewardsMixin):
         self.physics = make_physics(physics or cfg.sim.physics, self.robot.mj_model, self.num_envs, sim_device,
                                     cfg.control.decimation, nconmax=cfg.sim.nconmax, njmax=cfg.sim.njmax,
                                     graph_capture=cfg.sim.graph_capture)
+        self.latency = Latency(cfg, self.physics, self.device)
         self._init_buffers()
         self._prepare_reward_functions()
         self.curricula = Curricula(TerrainCurriculum(self.terrain, t, self.num_envs, self.device), CommandCurriculum(
@@ -117,6 +129,7 @@ class LeggedRobot(LeggedRewardsMixin):
         push = (-dr.max_push_vel_xy, dr.max_push_vel_xy)
         self._push_lo, self._push_span = lo_span(dr.push_interval_s, push, push)
         self._scan_points = scan_points(c.terrain.measured_points_x, c.terrain.measured_points_y).to(dev)  # (P, 2)
+        self._imu_frame()
         self._sensor_indices()
         self._refresh_state()
 
@@ -142,6 +155,8 @@ class LeggedRobot(LeggedRewardsMixin):
         IMU mounting; `domain_rand.num_buckets`). `domain_rand_values[item]` holds the draws (N, ...);
         `sensor_errors` applies the sensor-side ones to the policy's observations."""
         self.domain_rand_values = apply_startup_randomization(self)
+        if self.latency.randomize:
+            self.domain_rand_values.update(self.latency.values())  # live: redrawn at each reset
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self, actions: torch.Tensor) -> tuple:
@@ -199,14 +214,13 @@ class LeggedRobot(LeggedRewardsMixin):
 
     def _refresh_state(self) -> None:
         """Derive the state buffers the rewards and observations read from the physics tensors."""
-        p, s = self.physics, self.robot.sensor
+        p = self.physics
         self.base_pos, self.base_quat = p.qpos[:, 0:3], p.qpos[:, 3:7]
         self.base_height = self.base_pos[:, 2] - self.height_map.heights_at(self.base_pos[:, :2])  # above terrain
-        self.base_lin_vel = p.sensordata[:, s("imu_vel")]  # velocimeter, body frame
-        self.base_ang_vel = p.sensordata[:, s("imu_gyro")]  # gyro, body frame
-        self.projected_gravity = quat_rotate_inverse(self.base_quat, self.gravity_dir)
+        self.base_lin_vel, self.base_ang_vel, self.projected_gravity = self._imu_readings(p.qpos, p.qvel)
         self.dof_pos = p.qpos[:, self._qpos_idx]
         self.dof_vel = p.qvel[:, self._dof_idx]
+        self._measure()
         targets = torch.maximum(torch.minimum(self.compute_targets(self.actions), self.joint_hi), self.joint_lo)
         self.torques = (self.p_gains * (targets - self.dof_pos) - self.d_gains * self.dof_vel).clip(
             -self.torque_limits, self.torque_limits)
@@ -217,6 +231,46 @@ class LeggedRobot(LeggedRewardsMixin):
         self.foot_forces = feet[..., 7:10]  # (N, feet, 3) [N], world
         self.penalized_contacts = p.sensordata[:, self._penalized_cols] > 0
         self.terminate_contacts = p.sensordata[:, self._terminate_cols] > 0
+
+    def _imu_frame(self) -> None:
+        """The IMU site's pose in the free-joint base body (built once): the site must be on that body
+        or on a body welded to it (no joint in between)."""
+        m, site = self.robot.mj_model, self.cfg.asset.imu_site
+        body = int(m.site(site).bodyid[0])
+        while m.body_jntnum[body] == 0 and body > 0:  # climb welded bodies to the one with the joint
+            body = int(m.body_parentid[body])
+        if body == 0 or m.body_jntnum[body] != 1 or m.jnt_type[m.body_jntadr[body]] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"asset.imu_site {site!r} does not move rigidly with a free-floating base body; "
+                             "put the IMU site on the base (asset.base_body)")
+        d = mujoco.MjData(m)
+        mujoco.mj_kinematics(m, d)
+        base_rot = d.xmat[body].reshape(3, 3)
+        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
+        self._imu_rot = as_tensor(base_rot.T @ d.site_xmat[m.site(site).id].reshape(3, 3))  # site axes, base frame
+        self._imu_pos = as_tensor(base_rot.T @ (d.site_xpos[m.site(site).id] - d.xpos[body]))  # [m], base frame
+
+    def _imu_readings(self, qpos: torch.Tensor, qvel: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(linear velocity [m/s], angular velocity [rad/s]) of the IMU site in its own frame, as MuJoCo's
+        velocimeter and gyro read them, and the projected gravity (unit, base frame), each (N, 3), of
+        the state `qpos` (N, nq) / `qvel` (N, nv). Free joint: qvel[:, 0:3] is the base origin's world
+        velocity, qvel[:, 3:6] the base-frame angular velocity."""
+        quat, w = qpos[:, 3:7], qvel[:, 3:6]
+        v = quat_rotate_inverse(quat, qvel[:, 0:3]) + torch.cross(w, self._imu_pos.expand_as(w), dim=1)
+        return v @ self._imu_rot, w @ self._imu_rot, quat_rotate_inverse(quat, self.gravity_dir)
+
+    def _measure(self) -> None:
+        """The policy's sensor readings (`measured_ang_vel`, `measured_gravity`, `measured_dof_pos`,
+        `measured_dof_vel`): the state `latency.imu` / `latency.joint` ticks before the step's end,
+        from the physics' tick history; the current state when no observation latency is set."""
+        lat, p = self.latency, self.physics
+        if not lat.delays_observations:
+            self.measured_ang_vel, self.measured_gravity = self.base_ang_vel, self.projected_gravity
+            self.measured_dof_pos, self.measured_dof_vel = self.dof_pos, self.dof_vel
+            return
+        _, self.measured_ang_vel, self.measured_gravity = self._imu_readings(
+            lat.at(p.qpos_history, lat.imu), lat.at(p.qvel_history, lat.imu))
+        self.measured_dof_pos = lat.at(p.qpos_history, lat.joint)[:, self._qpos_idx]
+        self.measured_dof_vel = lat.at(p.qvel_history, lat.joint)[:, self._dof_idx]
 
     def _update_feet_air_time(self) -> None:
         """Advance the per-foot flight timers by one policy step (exactly once per step).
@@ -314,6 +368,9 @@ class LeggedRobot(LeggedRewardsMixin):
             self.extras["curriculum"] = log
         self.env_origins = self.curricula.terrain.origins  # (N, 3) [m] world
         qpos, qvel = self._initial_state()
+        rest = self.compute_targets(torch.zeros_like(self.actions))  # held until the first action acts
+        self.physics.ctrl.copy_(torch.where(mask.unsqueeze(1), rest, self.physics.ctrl))
+        self.latency.resample(mask)
         self.physics.reset_envs(mask, qpos, qvel)
         self._reset_buffers(mask)
         self._refresh_state()
@@ -424,19 +481,19 @@ class LeggedRobot(LeggedRewardsMixin):
         return self.base_lin_vel
 
     def _obs_base_ang_vel(self) -> torch.Tensor:
-        return self.sensor_errors.imu(self.base_ang_vel)
+        return self.sensor_errors.imu(self.measured_ang_vel)
 
     def _obs_projected_gravity(self) -> torch.Tensor:
-        return self.sensor_errors.imu(self.projected_gravity)
+        return self.sensor_errors.imu(self.measured_gravity)
 
     def _obs_commands(self) -> torch.Tensor:
         return self.commands[:, :3]
 
     def _obs_dof_pos(self) -> torch.Tensor:
-        return self.sensor_errors.dof_pos(self.dof_pos) - self.default_dof_pos
+        return self.sensor_errors.dof_pos(self.measured_dof_pos) - self.default_dof_pos
 
     def _obs_dof_vel(self) -> torch.Tensor:
-        return self.dof_vel
+        return self.measured_dof_vel
 
     def _obs_actions(self) -> torch.Tensor:
         return self.actions

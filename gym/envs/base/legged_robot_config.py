@@ -150,6 +150,12 @@ class LeggedRobotCfg(BaseConfig):
         encoder_offset_range = [-0.02, 0.02]  # [rad] per joint: the policy and the motor PD read q + offset
         randomize_imu_mounting = False
         imu_mounting_range = [-0.035, 0.035]  # [rad] roll, pitch, yaw each of the IMU in the base (~2 deg)
+        # Latency in physics ticks (sim.dt each), drawn per env U{lo..hi} at every reset, 0..decimation
+        # (gym/envs/base/latency.py). Off: no delay at all.
+        randomize_latency = False
+        action_latency_range = [0, 2]  # new targets act this many ticks into the policy step (CAN delay)
+        imu_latency_range = [0, 1]  # age of base_ang_vel / projected_gravity in the policy observation
+        joint_latency_range = [0, 1]  # age of dof_pos / dof_vel in the policy observation
 
     class rewards:
         class scales:
