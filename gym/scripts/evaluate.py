@@ -12,6 +12,13 @@ Prints one table (per category: samples, mean |error| of v_x, v_y, w_z measured 
 averaged over each segment after --settle_s, double-support fraction, touchdowns per foot per
 second, horizontal foot speed) with the fall rates and the checkpoint's iteration, and writes it to
 <run folder>/evaluation/eval_model_<iteration>.csv and .json.
+
+--robustness runs the robustness grid instead (gym/utils/robustness.py): one batched env of
+--envs_per_cell envs per cell, each cell one axis (foot friction, added base mass, Kp, Kd, motor
+strength, action latency, sensor latency, kick size) at one level, the rest nominal, training's
+randomization and pushes off, one --robustness_s episode per env under the same schedule. Prints
+falls, mean episode length and tracking errors per cell, and writes
+<run folder>/evaluation/robustness_model_<iteration>.csv, .json and .png (heat map of fall rates).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import io
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,19 @@ from gym.utils.evaluation import (  # noqa: E402
     rollout,
     summarize,
 )
+from gym.utils.robustness import (  # noqa: E402
+    AXES,
+    AXIS_NAMES,
+    Grid,
+    apply_grid,
+    configure_env_cfg,
+    format_grid_table,
+    grid_schedule,
+    make_grid,
+    plot_grid,
+    summarize_grid,
+    write_grid_csv,
+)
 from gym.utils.validation import SETUP_ERRORS  # noqa: E402
 
 EVAL_NUM_ENVS = 112  # default --num_envs: 112 envs x 5 segments = 80 samples per category
@@ -54,7 +75,15 @@ EVAL_ARGS = [
     {"name": "--kick_vel", "type": float, "default": 1.0,
      "help": "kick pass: base velocity change [m/s] per kick (default 1.0; 0 skips the pass)"},
     {"name": "--kick_interval_s", "type": float, "default": 2.0,
-     "help": "kick pass: seconds between kicks (default 2)"},
+     "help": "kick pass and the robustness grid's push axis: seconds between kicks (default 2)"},
+    {"name": "--robustness", "action": "store_true",
+     "help": "run the robustness grid (shifted dynamics, one cell per axis level) instead of the schedule passes"},
+    {"name": "--envs_per_cell", "type": int, "default": 14,
+     "help": "robustness: envs per grid cell (default 14; --num_envs does not apply)"},
+    {"name": "--robustness_s", "type": float, "default": None, "metavar": "SECONDS",
+     "help": "robustness: episode length [s] (default: the task's env.episode_length_s)"},
+    {"name": "--robustness_axes", "nargs": "+", "default": None, "metavar": "AXIS",
+     "help": f"robustness: only these axes (default all: {' '.join(AXIS_NAMES)})"},
 ]
 
 
@@ -65,6 +94,88 @@ def check_eval_args(args: Any, env_cfg: Any) -> None:
                              args.kick_vel, args.kick_interval_s)
     if problems:
         raise ValueError("bad evaluation flags; nothing was built:\n  - " + "\n  - ".join(problems))
+
+
+def prepare_robustness(args: Any, task: Any, num_envs_given: bool = False) -> Grid:
+    """Check the robustness flags, resolve the grid against the task's training ranges, then switch
+    training's randomization off and size the env to the grid (in `task.env_cfg`). Raises ValueError
+    listing every bad flag, or ConfigError, before anything is built."""
+    from gym.utils.validation import ConfigError, config_problems
+
+    cfg = task.env_cfg
+    seconds = cfg.env.episode_length_s if args.robustness_s is None else args.robustness_s
+    dt = cfg.control.decimation * cfg.sim.dt
+    problems = eval_problems(args.segment_s, args.settle_s, math.inf, dt, 1, 0.0, args.kick_interval_s)
+    if num_envs_given:
+        problems.append(f"--num_envs={args.num_envs}: the grid has cells x --envs_per_cell envs; "
+                        "use --envs_per_cell")
+    if args.envs_per_cell < 1:
+        problems.append(f"--envs_per_cell={args.envs_per_cell}: must be >= 1")
+    if not seconds > 0:
+        problems.append(f"--robustness_s={seconds}: must be > 0")
+    elif args.segment_s > seconds:
+        problems.append(f"--segment_s={args.segment_s}: longer than the episode (--robustness_s={seconds}); "
+                        "give --segment_s <= --robustness_s")
+    if seconds > 0 and "push" in (args.robustness_axes or AXIS_NAMES) and 2 * args.kick_interval_s > seconds:
+        problems.append(f"--kick_interval_s={args.kick_interval_s}: the push axis' first kick comes "
+                        f"{args.kick_interval_s:g}-{2 * args.kick_interval_s:g} s into the episode, not surely within "
+                        f"--robustness_s={seconds}; give --kick_interval_s <= {seconds / 2:g}")
+    unknown = [a for a in args.robustness_axes or () if a not in AXIS_NAMES]
+    if unknown:
+        problems.append(f"--robustness_axes: unknown {unknown}; choose from {' '.join(AXIS_NAMES)}")
+    if problems:
+        raise ValueError("bad robustness flags; nothing was built:\n  - " + "\n  - ".join(problems))
+    grid = make_grid(cfg, args.robustness_axes)
+    configure_env_cfg(cfg, grid, args.envs_per_cell, seconds)
+    problems = config_problems(task.task_class, cfg, task.train_cfg)
+    if problems:
+        raise ConfigError(problems, task.name)
+    return grid
+
+
+def evaluate_robustness(args: Any, task: Any, grid: Grid) -> dict[str, Any]:
+    """Run the grid (after `prepare_robustness`), print its table, write CSV, JSON and PNG; returns
+    the report (the JSON's content: settings, "cells" (the CSV's rows), "csv" / "json" / "png" paths)."""
+    path, epc = task.load_path, args.envs_per_cell
+    env = task.make_env()
+    runner = task.make_runner(env, log_dir=None)
+    runner.load(path, load_optimizer=False)
+    policy = runner.get_inference_policy(device=env.device)
+    iteration, seed = runner.current_learning_iteration, task.train_cfg.seed
+    kick_vel = apply_grid(env, grid, epc)
+    segment_steps = round(args.segment_s / env.dt)
+    num_segments = env.max_episode_length // segment_steps
+    schedule = grid_schedule(grid, epc, num_segments, segment_steps, seed, command_ranges(env.cfg), env.device)
+    conditions = (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, training randomization and pushes off, "
+                  f"kicks every {args.kick_interval_s:g} s on the push axis")
+    print(f"Robustness grid of {path} (iteration {iteration}): {len(grid.cells)} cells x {epc} envs, one "
+          f"{env.max_episode_length_s:g}-s episode each ({num_segments} segments of {args.segment_s:g} s, first "
+          f"{args.settle_s:g} s settling), seed {seed}; {conditions}")
+    start = time.perf_counter()
+    result = rollout(env, policy, schedule, args.settle_s, Kicks(kick_vel, args.kick_interval_s), seed=seed)
+    rows = summarize_grid(grid, result)
+    out, stem = path.parent / "evaluation", f"robustness_model_{iteration}"
+    report = {
+        "task": task.name, "checkpoint": str(path), "iteration": iteration, "seed": seed, "envs_per_cell": epc,
+        "num_cells": len(grid.cells), "episode_length_s": env.max_episode_length_s, "segment_s": args.segment_s,
+        "settle_s": args.settle_s, "kick_interval_s": args.kick_interval_s, "conditions": conditions,
+        "axes": {a.name: f"{a.doc} [{a.unit or '-'}]" for a in AXES
+                 if any(c.axis == a.name for c in grid.cells)},
+        "nominal": grid.nominal, "seconds_taken": round(time.perf_counter() - start, 3), "cells": rows,
+        **{kind: str(out / f"{stem}.{kind}") for kind in ("csv", "json", "png")},
+    }
+    write_grid_csv(out / f"{stem}.csv", rows, iteration)
+    plot_grid(out / f"{stem}.png", rows, f"{task.name} model_{iteration}: {epc} envs per cell, "
+              f"{env.max_episode_length_s:g}-s episodes")
+    write_json(out / f"{stem}.json", report)
+    print()
+    print(format_grid_table(rows))
+    print("\n(* beyond the training range, = nominal)")
+    print(f"iteration              {iteration}")
+    print(f"grid                   {len(grid.cells)} cells x {epc} envs in {report['seconds_taken']:.1f} s")
+    for kind in ("csv", "json", "png"):
+        print(f"{kind:<23}{report[kind]}")
+    return report
 
 
 def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
@@ -161,14 +272,18 @@ def write_json(path: Path, report: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command line entry: bad input exits with its message (no traceback) before anything is built."""
     args = get_args(argv, description=__doc__, extra=EVAL_ARGS)
-    if args.num_envs is None:
+    num_envs_given = args.num_envs is not None
+    if not num_envs_given:
         args.num_envs = EVAL_NUM_ENVS
     try:
         task = resolve_eval_task(args)
-        check_eval_args(args, task.env_cfg)
+        if args.robustness:
+            grid = prepare_robustness(args, task, num_envs_given)
+        else:
+            check_eval_args(args, task.env_cfg)
     except SETUP_ERRORS as e:
         sys.exit(f"error: {e}")
-    return evaluate(args, task)
+    return evaluate_robustness(args, task, grid) if args.robustness else evaluate(args, task)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,10 @@ def command_ranges(env_cfg: Any) -> tuple[list[float], list[float], list[float]]
 class Kicks:
     """Pushes replaced by kicks: `velocity` [m/s] added to the base velocity in a uniformly random
     horizontal (world-frame) direction every `interval_s` [s]; the first at a random time (per env)
-    between `interval_s` and 2 * `interval_s` after the episode start."""
+    between `interval_s` and 2 * `interval_s` after the episode start. `velocity` is one value for
+    every env or a (num_envs,) tensor of per-env kicks (an env with 0 is never touched)."""
 
-    velocity: float = 1.0
+    velocity: float | torch.Tensor = 1.0
     interval_s: float = 2.0
 
 
@@ -126,6 +127,7 @@ class RolloutResult:
     fell: torch.Tensor  # (N,) bool: the episode ended in a non-timeout termination
     dt: float  # policy step [s]
     num_feet: int
+    episode_steps: torch.Tensor  # (N,) long: policy steps of the episode (to its fall or time-out)
 
     @property
     def valid(self) -> torch.Tensor:
@@ -154,7 +156,8 @@ class RolloutResult:
                             torch.cat([r.schedule.commands for r in results]),
                             first.schedule.segment_steps, first.schedule.names)
         return RolloutResult(schedule, cat("vel_sum"), cat("steps"), cat("double_support_steps"), cat("touchdowns"),
-                             cat("foot_speed_sum"), cat("alive"), cat("fell"), first.dt, first.num_feet)
+                             cat("foot_speed_sum"), cat("alive"), cat("fell"), first.dt, first.num_feet,
+                             cat("episode_steps"))
 
 
 def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: Schedule, settle_s: float,
@@ -182,10 +185,12 @@ def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: 
     vel_sum, steps = zeros(n, num_segments, 3), zeros(n, num_segments)
     double_support, touchdowns, foot_speed = zeros(n, num_segments), zeros(n, num_segments), zeros(n, num_segments)
     alive, fell = zeros(n, num_segments, dtype=torch.bool), zeros(n, dtype=torch.bool)
+    ended, episode_steps = zeros(n, dtype=torch.bool), zeros(n, dtype=torch.long)
     if kicks is not None:
         kick_steps = max(1, round(kicks.interval_s / dt))
         g = torch.Generator(device=dev).manual_seed(int(seed))
         first_kick = kick_steps + torch.randint(0, kick_steps, (n,), generator=g, device=dev)
+        kick_vel = torch.as_tensor(kicks.velocity, dtype=torch.float32, device=dev).expand(n)
     dr = env.cfg.domain_rand
     pushes = dr.push_robots
     try:
@@ -202,12 +207,15 @@ def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: 
                     env.compute_observations()
                 _, _, _, dones, extras = env.step(policy(env.get_observations()))
                 fell |= dones & ~extras["time_outs"]
+                episode_steps += (~ended).long()
+                ended |= dones
                 if kicks is not None:
                     due = (k + 1 >= first_kick) & ((k + 1 - first_kick) % kick_steps == 0) & ~(fell | dones)
+                    due &= kick_vel > 0
                     angle = torch.rand(n, generator=g, device=dev) * (2 * math.pi)
                     qvel = env.physics.qvel.clone()
-                    qvel[:, 0] += kicks.velocity * torch.cos(angle)
-                    qvel[:, 1] += kicks.velocity * torch.sin(angle)
+                    qvel[:, 0] += kick_vel * torch.cos(angle)
+                    qvel[:, 1] += kick_vel * torch.sin(angle)
                     env.physics.set_qvel(due, qvel)
                 if j >= num_segments:
                     continue
@@ -223,7 +231,7 @@ def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: 
     finally:
         dr.push_robots = pushes
     return RolloutResult(schedule, vel_sum, steps, double_support, touchdowns, foot_speed, alive, fell.clone(),
-                         dt, num_feet)
+                         dt, num_feet, episode_steps)
 
 
 def summarize(result: RolloutResult) -> list[dict[str, Any]]:
