@@ -122,9 +122,7 @@ class MujocoPhysics(Physics):
         through: decimation 1 and a reset inside the first physics step after `reset_envs`
         (time 0 -> dt); the env's own non-finite check still sees a NaN state.
         """
-        ctrl = self.ctrl.detach().cpu().numpy()
-        ok = (np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1)  # False for NaN
-        target = np.where(ok[:, None], ctrl, 0.0)
+        target, ok = self._safe_ctrl()
         late = self._tick[None, :] < self.action_delay.cpu().numpy()[:, None]  # (N, dec): still held
         np.copyto(self._control, np.where(late[:, :, None], self._held[:, None, :], target[:, None, :]))
         np.copyto(self._held, target)
@@ -169,8 +167,7 @@ class MujocoPhysics(Physics):
         self._qvel32[ids] = self._state[ids, self._qvel_sl]
         self._qpos_hist32[:, ids] = self._qpos32[ids]
         self._qvel_hist32[:, ids] = self._qvel32[ids]
-        ctrl = self.ctrl.detach().cpu().numpy()[ids]
-        self._held[ids] = np.where((np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1, keepdims=True), ctrl, 0.0)
+        self._held[ids] = self._safe_ctrl()[0][ids]
         self._forward(ids, full=False)
         self._sync()
 
@@ -182,6 +179,12 @@ class MujocoPhysics(Physics):
         self._state[ids, self._qvel_sl] = qvel.detach().cpu().numpy()[ids]
         self._qvel32[ids] = self._state[ids, self._qvel_sl]
         self._sync()
+
+    def _safe_ctrl(self) -> tuple[np.ndarray, np.ndarray]:
+        """(`ctrl` as (N, nu) numpy with non-finite or beyond-`mjMAXVAL` rows zeroed, (N,) bool: row ok)."""
+        ctrl = self.ctrl.detach().cpu().numpy()
+        ok = (np.abs(ctrl) <= mujoco.mjMAXVAL).all(axis=1)  # False for NaN
+        return np.where(ok[:, None], ctrl, 0.0), ok
 
     def _forward(self, ids: np.ndarray, full: bool = True) -> None:
         """Recompute sensordata of the envs `ids` from `_state` in the scratch data.

@@ -96,6 +96,14 @@ def check_eval_args(args: Any, env_cfg: Any) -> None:
         raise ValueError("bad evaluation flags; nothing was built:\n  - " + "\n  - ".join(problems))
 
 
+def load_policy(task: Any) -> tuple[Any, Any, int]:
+    """Build the task's env and load `task.load_path`: (env, deterministic policy, checkpoint iteration)."""
+    env = task.make_env()
+    runner = task.make_runner(env, log_dir=None)
+    runner.load(task.load_path, load_optimizer=False)
+    return env, runner.get_inference_policy(device=env.device), runner.current_learning_iteration
+
+
 def prepare_robustness(args: Any, task: Any, num_envs_given: bool = False) -> Grid:
     """Check the robustness flags, resolve the grid against the task's training ranges, then switch
     training's randomization off and size the env to the grid (in `task.env_cfg`). Raises ValueError
@@ -137,11 +145,8 @@ def evaluate_robustness(args: Any, task: Any, grid: Grid) -> dict[str, Any]:
     """Run the grid (after `prepare_robustness`), print its table, write CSV, JSON and PNG; returns
     the report (the JSON's content: settings, "cells" (the CSV's rows), "csv" / "json" / "png" paths)."""
     path, epc = task.load_path, args.envs_per_cell
-    env = task.make_env()
-    runner = task.make_runner(env, log_dir=None)
-    runner.load(path, load_optimizer=False)
-    policy = runner.get_inference_policy(device=env.device)
-    iteration, seed = runner.current_learning_iteration, task.train_cfg.seed
+    env, policy, iteration = load_policy(task)
+    seed = task.train_cfg.seed
     kick_vel = apply_grid(env, grid, epc)
     segment_steps = round(args.segment_s / env.dt)
     num_segments = env.max_episode_length // segment_steps
@@ -187,11 +192,8 @@ def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
         task = resolve_eval_task(args)
         check_eval_args(args, task.env_cfg)
     path = task.load_path
-    env = task.make_env()
-    runner = task.make_runner(env, log_dir=None)
-    runner.load(path, load_optimizer=False)
-    policy = runner.get_inference_policy(device=env.device)
-    iteration, seed, n, episodes = runner.current_learning_iteration, task.train_cfg.seed, env.num_envs, args.episodes
+    env, policy, iteration = load_policy(task)
+    seed, n, episodes = task.train_cfg.seed, env.num_envs, args.episodes
     segment_steps = round(args.segment_s / env.dt)
     num_segments = env.max_episode_length // segment_steps
     schedule = make_schedule(n * episodes, num_segments, segment_steps, seed, command_ranges(env.cfg), env.device)

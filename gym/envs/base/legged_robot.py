@@ -132,6 +132,7 @@ class LeggedRobot(LeggedRewardsMixin):
         self._imu_frame()
         self._sensor_indices()
         self._refresh_state()
+        self._measure()  # the observation terms' inputs, so ObservationGroup can size them
 
     def _prepare_reward_functions(self) -> None:
         """Collect `_reward_<name>` for every non-zero scale; scales are multiplied by dt."""
@@ -220,7 +221,6 @@ class LeggedRobot(LeggedRewardsMixin):
         self.base_lin_vel, self.base_ang_vel, self.projected_gravity = self._imu_readings(p.qpos, p.qvel)
         self.dof_pos = p.qpos[:, self._qpos_idx]
         self.dof_vel = p.qvel[:, self._dof_idx]
-        self._measure()
         targets = torch.maximum(torch.minimum(self.compute_targets(self.actions), self.joint_hi), self.joint_lo)
         self.torques = (self.p_gains * (targets - self.dof_pos) - self.d_gains * self.dof_vel).clip(
             -self.torque_limits, self.torque_limits)
@@ -261,7 +261,8 @@ class LeggedRobot(LeggedRewardsMixin):
     def _measure(self) -> None:
         """The policy's sensor readings (`measured_ang_vel`, `measured_gravity`, `measured_dof_pos`,
         `measured_dof_vel`): the state `latency.imu` / `latency.joint` ticks before the step's end,
-        from the physics' tick history; the current state when no observation latency is set."""
+        from the physics' tick history; the current state when no observation latency is set. Run
+        once per step, by `compute_observations`."""
         lat, p = self.latency, self.physics
         if not lat.delays_observations:
             self.measured_ang_vel, self.measured_gravity = self.base_ang_vel, self.projected_gravity
@@ -461,6 +462,7 @@ class LeggedRobot(LeggedRewardsMixin):
         Non-finite entries are replaced by 0 and their env is reset at the next step (a fault), so
         the policy, the normalizer and PPO only ever see finite observations.
         """
+        self._measure()
         obs = self.obs_group.compute()
         bad = ~torch.isfinite(obs).all(dim=1)
         self.obs_buf = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
