@@ -40,7 +40,7 @@ def test_reward_set_and_weights_are_section_9():
     for name, weight in expected.items():
         assert getattr(s, name) == weight, name
     r = AsimovCfg.rewards
-    assert (r.tracking_sigma, r.ang_tracking_sigma, r.upright_sigma) == (0.25, 0.5, 0.2)
+    assert (r.tracking_sigma, r.track_angular_velocity_sigma, r.upright_sigma) == (0.25, 0.5, 0.2)
     assert r.air_time_range == [0.05, 0.5] and r.foot_clearance_target == 0.1
 
 

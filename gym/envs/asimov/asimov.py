@@ -56,10 +56,10 @@ class Asimov(LeggedRobot):
         return torch.exp(-error / self.cfg.rewards.tracking_sigma)
 
     def _reward_track_angular_velocity(self) -> torch.Tensor:
-        """exp(-((cmd_wz - w_z)^2 + w_x^2 + w_y^2) / ang_tracking_sigma), body-frame gyro (§9)."""
+        """exp(-((cmd_wz - w_z)^2 + w_x^2 + w_y^2) / track_angular_velocity_sigma), body-frame gyro (§9)."""
         w = self.base_ang_vel
         error = torch.square(self.commands[:, 2] - w[:, 2]) + torch.sum(torch.square(w[:, :2]), dim=1)
-        return torch.exp(-error / self.cfg.rewards.ang_tracking_sigma)
+        return torch.exp(-error / self.cfg.rewards.track_angular_velocity_sigma)
 
     def _reward_upright(self) -> torch.Tensor:
         """exp(-|g_xy|^2 / upright_sigma): 1 when the pelvis is level (§9 upright)."""
