@@ -277,6 +277,23 @@ def test_wall_time_grows_with_iterations(tmp_path):
     assert len(walls) == 3 and walls[0] > 0 and walls[0] < walls[1] < walls[2]
 
 
+def test_max_wall_time_stops_at_an_iteration_boundary_and_saves_there(tmp_path):
+    env = PointMassEnv(num_envs=8)
+    runner = OnPolicyRunner(env, make_cfg(save_interval=50, max_wall_time_min=1e-9), tmp_path)
+    runner.learn(5)  # the budget is spent by the end of the first iteration
+    assert runner.current_learning_iteration == 1
+    assert [m["iteration"] for m in read_metrics(tmp_path)] == [1]
+    assert sorted(p.name for p in tmp_path.glob("model_*.pt")) == ["model_1.pt"]
+    assert torch.load(tmp_path / "model_1.pt", weights_only=False)["iter"] == 1
+
+
+def test_a_wall_time_budget_not_reached_runs_every_iteration(tmp_path):
+    runner = OnPolicyRunner(PointMassEnv(num_envs=8), make_cfg(save_interval=50, max_wall_time_min=60.0), tmp_path)
+    runner.learn(3)
+    assert runner.current_learning_iteration == 3
+    assert sorted(p.name for p in tmp_path.glob("model_*.pt")) == ["model_3.pt"]
+
+
 class DeviceEnv(PointMassEnv):
     """PointMassEnv stepped with mask arithmetic only (no host read), returning the new extras
     contract: "episode" sums over the envs that reset, "episode_count", "nonfinite_resets".

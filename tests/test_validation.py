@@ -70,6 +70,8 @@ def test_default_asimov_config_passes():
     task = resolve_task_cfgs(get_args(["--task=asimov", "--sim_device=cpu"]))
     assert task.env_cfg.env.num_envs == 1024 and task.sim_device == "cpu" and task.load_path is None
     assert task.task_class is Asimov
+    # the plain CPU command ends within an hour whatever this machine's speed that day (issue 8)
+    assert (task.train_cfg.runner.max_iterations, task.train_cfg.runner.max_wall_time_min) == (3000, 60.0)
     assert config_problems(Asimov, AsimovCfg(), AsimovCfgPPO()) == []  # the GPU defaults too
 
 
@@ -91,6 +93,8 @@ def test_default_asimov_config_passes():
     (["--set", "env.critic_observations=['base_ang_vel','foot_heigth']"],
      ["env.critic_observations term 'foot_heigth'", "did you mean 'foot_height'"]),
     (["--set", "env.observations=[]"], ["env.observations=[]", "at least one"]),
+    (["--max_wall_time_min=0"], ["runner.max_wall_time_min=0.0", "minutes > 0", "--max_wall_time_min 30"]),
+    (["--set", "runner.max_wall_time_min=-5"], ["runner.max_wall_time_min=-5", "or None"]),
 ])
 def test_invalid_values_are_refused(argv, needles):
     message = str(refused(*argv))

@@ -223,6 +223,10 @@ class MetricsLogger:
             self._bar.set_postfix(mean_reward="n/a" if reward is None else f"{reward:.3f}", refresh=False)
             self._bar.update(1)
 
+    def write(self, text: str) -> None:
+        """Print a line above the progress bar."""
+        tqdm.write(text)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

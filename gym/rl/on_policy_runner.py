@@ -86,6 +86,8 @@ class OnPolicyRunner:
         # physics worker threads want the cores); learning keeps torch's full thread count.
         self.collection_threads = int(run.collection_threads) if env.device.type == "cpu" else 0
         self.save_interval = int(run.save_interval)
+        budget = getattr(run, "max_wall_time_min", None)
+        self.max_wall_time_s = None if budget is None else 60.0 * float(budget)
         if self.num_steps_per_env < 1 or self.save_interval < 1:
             raise ValueError(
                 f"runner.num_steps_per_env ({self.num_steps_per_env}) and runner.save_interval "
@@ -154,6 +156,8 @@ class OnPolicyRunner:
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         """Run `num_learning_iterations` iterations of (rollout, PPO update), continuing the count
         from `current_learning_iteration`; saves model_<it>.pt every save_interval and at the end.
+        With `runner.max_wall_time_min`, the run ends early after the first iteration that finishes
+        past that much wall time since this call began (the slowest rank's clock), and saves there.
 
         Raises:
             TrainingInterrupted: SIGINT / SIGTERM arrived (a SystemExit, code 130 / 143), after
@@ -224,11 +228,17 @@ class OnPolicyRunner:
                         self._interrupt(None, int(times["stop"]))
                     if self.log_dir is not None and self.current_learning_iteration % self.save_interval == 0:
                         self._periodic_save(self.log_dir / f"model_{self.current_learning_iteration}.pt")
+                    if self.max_wall_time_s is not None and times["wall"] >= self.max_wall_time_s:
+                        end = self.current_learning_iteration  # the same on every rank: times are combined
+                        if self.dist.is_main:
+                            self.logger.write(f"max_wall_time_min: stopping after {times['wall'] / 60:.1f} min "
+                                              f"at iteration {end}")
+                        break
             finally:
                 if self.dist.is_main:
                     self.logger.close()
                 self._last_good = None
-        if self.log_dir is not None and end % self.save_interval != 0 and num_learning_iterations > 0:
+        if self.log_dir is not None and end % self.save_interval != 0 and end > start:
             self.save(self.log_dir / f"model_{end}.pt")
 
     def _check_collection(self, it: int) -> None:

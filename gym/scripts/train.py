@@ -146,7 +146,9 @@ def setup_summary(task: ResolvedTask, env, runner, run_dir: Path, wandb_run: Wan
         ("batch", f"{env.num_envs} envs x {r.num_steps_per_env} steps = {batch}{global_batch}, "
                   f"{alg.num_mini_batches} mini-batches of {batch // alg.num_mini_batches}, "
                   f"{alg.num_learning_epochs} epochs"),
-        ("iterations", f"{start} -> {start + r.max_iterations}, checkpoint every {r.save_interval}"),
+        ("iterations", f"{start} -> {start + r.max_iterations}, checkpoint every {r.save_interval}"
+                       + (f"; stops after {r.max_wall_time_min:g} min of training if not done by then"
+                          if getattr(r, "max_wall_time_min", None) else "")),
         ("seed", str(task.train_cfg.seed)),
         ("resumed from", str(task.load_path)) if task.load_path is not None else None,
         ("run folder", str(run_dir)),

@@ -29,6 +29,9 @@ def get_args(argv: list[str] | None = None, description: str = "", extra: list[d
     p.add_argument("--num_envs", type=int, help="number of parallel envs")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--max_iterations", type=int, help="PPO iterations to run")
+    p.add_argument("--max_wall_time_min", type=float, metavar="MINUTES",
+                   help="train.py: stop and save after this many minutes of training, even before "
+                        "--max_iterations (asimov on a CPU: 60)")
     p.add_argument("--headless", action="store_true", help="no viewer")
     p.add_argument("--sim_device", help="physics device: cpu, cuda, cuda:0 (default: cuda:0 if present)")
     p.add_argument("--rl_device", help="policy / PPO device (default: the sim device)")
@@ -73,7 +76,7 @@ def update_cfgs_from_args(env_cfg: Any, train_cfg: Any, args: argparse.Namespace
     if train_cfg is not None:
         if getattr(args, "seed", None) is not None:
             train_cfg.seed = args.seed
-        for flag in ("max_iterations", "experiment_name", "run_name", "load_run", "checkpoint"):
+        for flag in ("max_iterations", "max_wall_time_min", "experiment_name", "run_name", "load_run", "checkpoint"):
             if getattr(args, flag, None) is not None:
                 setattr(train_cfg.runner, flag, getattr(args, flag))
         if getattr(args, "resume", False):

@@ -267,6 +267,9 @@ class LeggedRobotCfgPPO(BaseConfig):
     class runner:
         num_steps_per_env = 24  # rollout length per env per iteration
         max_iterations = 1500
+        # [min] stop (and save) at the first iteration boundary after this much training wall time,
+        # even before max_iterations; None = no limit. Several ranks stop together (the slowest one's clock).
+        max_wall_time_min: float | None = None
         empirical_normalization = True  # running mean / std of actor and critic observations
         collection_threads = 1  # torch threads while stepping a CPU env (0 = leave torch's default)
         # Stop when more than this fraction of num_envs is reset for non-finite physics in one iteration.
