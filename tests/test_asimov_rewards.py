@@ -183,3 +183,29 @@ def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):
     torch.testing.assert_close(env._reward_stand_still_feet(), torch.tensor([0.0, 1.0, 2.0, 1.0]))
     command(env, wz=0.5)  # turning in place is moving (s = 0.5): stepping allowed
     assert torch.all(env._reward_stand_still_feet() == 0)
+
+
+def test_feet_air_time_positive_biped_pays_single_stance_only(env):
+    """min(stance foot's contact time, swing foot's air time), clipped at 0.4 s, in single stance."""
+    env.feet_contact_time[:] = 0.0
+    env.feet_air_time[:] = 0.0
+    # three steps: left swings while right stands; then both down
+    for contact in ([False, True], [False, True], [False, True]):
+        env.foot_contact = torch.tensor([contact] * N)
+        env._update_feet_air_time()
+    torch.testing.assert_close(env.feet_contact_time[:, 1], torch.full((N,), 3 * env.dt))
+    torch.testing.assert_close(env.feet_air_time[:, 0], torch.full((N,), 3 * env.dt))
+    command(env, vx=0.1)
+    torch.testing.assert_close(env._reward_feet_air_time_positive_biped(), torch.full((N,), 3 * env.dt))
+    env.foot_contact = torch.tensor([[True, False], [False, True], [True, True], [False, False]])
+    env.feet_contact_time[:] = torch.tensor([[0.3, 0.0], [0.0, 0.7], [0.2, 0.5], [0.0, 0.0]])
+    env.feet_air_time[:] = torch.tensor([[0.0, 0.1], [0.6, 0.0], [0.0, 0.0], [0.2, 0.3]])
+    expected = torch.tensor([0.1, 0.4, 0.0, 0.0])  # min(0.3, 0.1); min(0.7, 0.6) clipped; double; flight
+    torch.testing.assert_close(env._reward_feet_air_time_positive_biped(), expected)
+    command(env, wz=0.3)  # turning in place counts as moving
+    torch.testing.assert_close(env._reward_feet_air_time_positive_biped(), expected)
+    command(env)  # a zero command: nothing
+    assert torch.all(env._reward_feet_air_time_positive_biped() == 0)
+    env.feet_contact_time[:] = 0.5
+    env.reset_envs(torch.tensor([True, False, True, False]))
+    assert env.feet_contact_time[[0, 2]].eq(0).all() and env.feet_contact_time[[1, 3]].eq(0.5).all()

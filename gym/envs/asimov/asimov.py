@@ -25,6 +25,7 @@ class Asimov(LeggedRobot):
         self.pose_sigma_running = sigmas(r.pose_sigma_running)
         self.swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [m] max site z this swing
         self.last_swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # of the last landing
+        self.feet_contact_time = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [s] in the current stance
         self._angmom_cols = self.robot.sensor("root_angmom")
 
     def command_speed(self) -> torch.Tensor:
@@ -36,9 +37,12 @@ class Asimov(LeggedRobot):
         return self.command_speed() > self.cfg.rewards.command_threshold
 
     def _update_feet_air_time(self) -> None:
-        """The base flight timers, plus each foot's peak site height over its swing: at a landing
-        (`first_contact`) the swing's peak moves to `last_swing_peak` and the tracker restarts."""
+        """The base flight timers, each foot's time in its current stance (`feet_contact_time`, 0 in
+        the air) and its peak site height over its swing: at a landing (`first_contact`) the swing's
+        peak moves to `last_swing_peak` and the tracker restarts."""
         super()._update_feet_air_time()
+        self.feet_contact_time = torch.where(self.foot_contact, self.feet_contact_time + self.dt,
+                                             torch.zeros_like(self.feet_contact_time))
         self.last_swing_peak = torch.where(self.first_contact, self.swing_peak, self.last_swing_peak)
         z = self.foot_pos[..., 2]
         self.swing_peak = torch.where(self.foot_contact, torch.zeros_like(z), torch.maximum(self.swing_peak, z))
@@ -47,6 +51,7 @@ class Asimov(LeggedRobot):
         super()._reset_buffers(mask)
         self.swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
         self.last_swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
+        self.feet_contact_time.masked_fill_(mask.unsqueeze(1), 0.0)
 
     # -- §9 terms ---------------------------------------------------------------------------------
     def _reward_track_linear_velocity(self) -> torch.Tensor:
@@ -116,6 +121,16 @@ class Asimov(LeggedRobot):
     def _reward_foot_slip(self) -> torch.Tensor:
         """sum_feet in contact |v_site,xy|^2 [m^2/s^2] while s > 0.05 (§9 foot_slip)."""
         return self._reward_feet_slip() * self._moving()
+
+    def _reward_feet_air_time_positive_biped(self) -> torch.Tensor:
+        """Isaac Lab's biped stepping term (not §9): while exactly one foot is down and s > 0.05,
+        min(stance foot's contact time, swing foot's air time) [s], clipped at
+        `rewards.biped_air_time_threshold`; 0 in double support or flight. Rewards alternating single
+        stance, which a shuffle (both feet down) or a hop never earns."""
+        single_stance = torch.sum(self.foot_contact, dim=1) == 1
+        in_mode = torch.where(self.foot_contact, self.feet_contact_time, self.feet_air_time)
+        reward = torch.min(in_mode, dim=1).values.clamp(max=self.cfg.rewards.biped_air_time_threshold)
+        return reward * single_stance * self._moving()
 
     def _reward_stand_still_feet(self) -> torch.Tensor:
         """Number of feet not in contact while s < 0.05 (not §9): stand still with both feet down."""

@@ -135,6 +135,9 @@ class AsimovCfg(LeggedRobotCfg):
             # Not in §9: feet off the ground at a zero command (s < 0.05); the same run marched in place
             # at 2.7 touchdowns per second when told to stand.
             stand_still_feet = -0.5
+            # Not in §9: Isaac Lab's biped term, paid in single stance only (issue 8: at 0.1 m/s the
+            # §9 set shuffled with both feet down 76-90% of the time).
+            feet_air_time_positive_biped = 0.0
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
@@ -154,6 +157,7 @@ class AsimovCfg(LeggedRobotCfg):
         # and foot_slip penalize moving feet, so slow commands and turning in place (s = 0.1..0.5)
         # shuffle (issue 8 measured 88% double support at 0.1 m/s). Set 0.5 for the data sheet's value.
         air_time_min_command = 0.05
+        biped_air_time_threshold = 0.4  # [s] Isaac Lab's feet_air_time_positive_biped threshold
         foot_clearance_target = 0.1  # [m] site height in swing (§9 foot_clearance)
         upright_sigma = 0.2  # §9 upright: exp(-|g_xy|^2 / 0.2)
         # §9 pose σ per joint type, by command speed s = |cmd_xy| + |cmd_wz|
