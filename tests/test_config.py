@@ -60,6 +60,16 @@ def test_override_parses_to_existing_type():
     assert env_cfg.commands.ranges.lin_vel_x == [-0.1, 0.4]
 
 
+def test_none_unsets_an_optional_key_only():
+    train_cfg = AsimovCfgPPO()
+    apply_overrides(None, train_cfg, ["runner.max_wall_time_min=60"])
+    assert train_cfg.runner.max_wall_time_min == 60.0
+    apply_overrides(None, train_cfg, ["runner.max_wall_time_min=None"])  # `float | None`: the time limit off
+    assert train_cfg.runner.max_wall_time_min is None
+    with pytest.raises(ValueError, match="learning_rate"):  # a plain float stays a float
+        apply_overrides(None, train_cfg, ["algorithm.learning_rate=None"])
+
+
 def test_unknown_key_names_closest_valid_keys():
     with pytest.raises(ConfigKeyError, match=r"rewards\.scales\.air_tim.*rewards\.scales\.air_time"):
         apply_overrides(AsimovCfg(), AsimovCfgPPO(), ["rewards.scales.air_tim=0.5"])

@@ -99,7 +99,8 @@ def flat_keys(cfg: Any, prefix: str = "") -> list[str]:
 
 
 def apply_overrides(env_cfg: Any, train_cfg: Any, overrides: list[str]) -> None:
-    """Set each "dotted.key=value" on whichever config has the key, parsed to the existing type.
+    """Set each "dotted.key=value" on whichever config has the key, parsed to the existing type
+    ("None" unsets a key its config class annotates as optional, e.g. `float | None`).
 
     Raises ConfigKeyError for an unknown key (listing the closest valid keys) and ValueError for a
     value that does not parse as the attribute's type.
@@ -110,7 +111,17 @@ def apply_overrides(env_cfg: Any, train_cfg: Any, overrides: list[str]) -> None:
         if not sep or not key:
             raise ValueError(f"override {item!r} must look like key=value, e.g. rewards.scales.pose=0.5")
         node, leaf = _leaf(cfgs, key)
-        setattr(node, leaf, parse_value(text, getattr(node, leaf), key))
+        unset = text.strip() == "None" and _optional(node, leaf)  # e.g. runner.max_wall_time_min=None
+        setattr(node, leaf, None if unset else parse_value(text, getattr(node, leaf), key))
+
+
+def _optional(node: Any, leaf: str) -> bool:
+    """Whether a config class in `node`'s MRO annotates `leaf` as optional (`... | None`)."""
+    for cls in type(node).__mro__:
+        annotation = getattr(cls, "__annotations__", {}).get(leaf)
+        if annotation is not None:
+            return "None" in str(annotation)
+    return False
 
 
 def apply_values(env_cfg: Any, train_cfg: Any, values: dict[str, Any]) -> None:

@@ -227,11 +227,11 @@ def _ppo_problems(env_cfg: Any, train_cfg: Any) -> list[str]:
                         f"num_steps_per_env = {n} * {steps} = {n * steps}; choose a divisor, e.g. one of "
                         f"{divisors}, or change --num_envs")
     budget = getattr(run, "max_wall_time_min", None)
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+    if budget is not None and (not _is_number(budget) or not budget > 0):
         problems.append(f"runner.max_wall_time_min={budget!r}: must be a number of minutes > 0, or None for no "
                         "time limit; e.g. --max_wall_time_min 30 or --set runner.max_wall_time_min=None")
     timeout = getattr(run, "dist_timeout_s", 300.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if not _is_number(timeout) or not timeout > 0:
         problems.append(f"runner.dist_timeout_s={timeout!r}: must be a number of seconds > 0 (the bound on "
                         "every collective of a multi-rank run); e.g. --set runner.dist_timeout_s=300")
     return problems
