@@ -12,6 +12,7 @@ import torch
 from gym.envs.base.legged_robot_config import LeggedRobotCfgPPO
 from gym.rl import CHECKPOINT_KEYS, CheckpointError, OnPolicyRunner, VecEnv
 from gym.rl.checkpoint import OPTIONAL_CHECKPOINT_KEYS
+from gym.rl.logger import MetricsLogger
 
 
 class PointMassEnv:
@@ -292,6 +293,26 @@ def test_a_wall_time_budget_not_reached_runs_every_iteration(tmp_path):
     runner.learn(3)
     assert runner.current_learning_iteration == 3
     assert sorted(p.name for p in tmp_path.glob("model_*.pt")) == ["model_3.pt"]
+
+
+def test_progress_bar_total_follows_a_wall_time_budget():
+    """With a budget the bar's total (and so its ETA) is the iterations that fit at the pace so far,
+    never more than the iteration count; without one it is the iteration count."""
+    logger = MetricsLogger(None, print_table=False)
+    logger.start(10, 3010, wall_budget_s=60.0)
+    logger.log({"Perf/wall_time": 2.0}, 11)  # 2 s per iteration: 1 done + 29 left
+    assert logger._bar.total == 30
+    logger.log({"Perf/wall_time": 3.0}, 12)  # 1.5 s per iteration: 2 + ceil(57 / 1.5) = 40
+    assert logger._bar.total == 40
+    logger.log({"Perf/wall_time": 61.0}, 13)  # past the budget: this is the last iteration
+    assert logger._bar.total == logger._bar.n == 3
+    logger.start(0, 20, wall_budget_s=3600.0)
+    logger.log({"Perf/wall_time": 0.5}, 1)  # 7200 would fit: capped at the count
+    assert logger._bar.total == 20
+    logger.start(0, 50)
+    logger.log({"Perf/wall_time": 2.0}, 1)
+    assert logger._bar.total == 50
+    logger.close()
 
 
 class DeviceEnv(PointMassEnv):

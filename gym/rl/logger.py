@@ -187,20 +187,27 @@ class MetricsLogger:
         self.callbacks: list[LoggerFn] = []
         self._bar: tqdm | None = None
         self._file: TextIO | None = None
+        self._start = self._end = 0
+        self._wall_budget_s: float | None = None
 
     def add_logger(self, fn: LoggerFn) -> None:
         """Call `fn(metrics, iteration)` every iteration (e.g. a wandb writer)."""
         self.callbacks.append(fn)
 
-    def start(self, start_iteration: int, end_iteration: int) -> None:
+    def start(self, start_iteration: int, end_iteration: int, wall_budget_s: float | None = None) -> None:
         """Open the progress bar over [start, end) and the metrics file (append mode), first
         dropping records of iterations > start_iteration (a resume from an earlier checkpoint in
-        the same run folder) so that no iteration is ever recorded twice."""
+        the same run folder) so that no iteration is ever recorded twice.
+
+        With `wall_budget_s` (runner.max_wall_time_min in seconds) the bar's total and ETA follow
+        the budget: after each iteration the total becomes the iterations done plus those that fit
+        in the time left at the mean pace so far (`Perf/wall_time`), at most end - start."""
         self.close()
         self._bar = tqdm(
             total=end_iteration - start_iteration, desc="learning", unit="it", dynamic_ncols=True
         )
-        self._end = end_iteration
+        self._start, self._end = start_iteration, end_iteration
+        self._wall_budget_s = wall_budget_s
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             path = self.log_dir / "metrics.jsonl"
@@ -221,6 +228,11 @@ class MetricsLogger:
         if self._bar is not None:
             reward = metrics.get("Train/mean_reward")
             self._bar.set_postfix(mean_reward="n/a" if reward is None else f"{reward:.3f}", refresh=False)
+            wall = metrics.get("Perf/wall_time")
+            if self._wall_budget_s is not None and wall is not None and wall > 0:
+                done = self._bar.n + 1
+                left = math.ceil(max(self._wall_budget_s - wall, 0.0) * done / wall)  # iterations that fit
+                self._bar.total = min(self._end - self._start, done + left)
             self._bar.update(1)
 
     def write(self, text: str) -> None:

@@ -185,7 +185,7 @@ class OnPolicyRunner:
         end = start + num_learning_iterations
         steps_per_iteration = self.num_steps_per_env * env.num_envs * self.dist.world_size  # all ranks
         if self.dist.is_main:
-            self.logger.start(start, end)
+            self.logger.start(start, end, self.max_wall_time_s)
         learn_start = time.perf_counter()
         with self._stop:
             try:
