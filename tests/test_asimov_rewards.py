@@ -185,6 +185,17 @@ def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):
     assert torch.all(env._reward_stand_still_feet() == 0)
 
 
+def test_feet_slide_is_the_horizontal_speed_of_feet_in_contact_at_any_command(env):
+    env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
+    v = torch.zeros(N, 2, 3)
+    v[:, 0] = torch.tensor([0.3, -0.4, 2.0])  # left foot: |v_xy| 0.5 m/s; z is not sliding
+    v[:, 1] = torch.tensor([0.0, 0.1, -1.0])  # right foot: 0.1 m/s
+    env.foot_vel = v
+    for speed in ({}, {"vx": 0.5}):  # standing and walking alike
+        command(env, **speed)
+        torch.testing.assert_close(env._reward_feet_slide(), torch.tensor([0.6, 0.1, 0.0, 0.5]))
+
+
 def test_feet_air_time_positive_biped_pays_single_stance_only(env):
     """min(stance foot's contact time, swing foot's air time), clipped at 0.4 s, in single stance."""
     env.feet_contact_time[:] = 0.0

@@ -145,6 +145,10 @@ class AsimovCfg(LeggedRobotCfg):
             # (run C) the gait turned to quick shuffling steps; 3.0 keeps Isaac Lab's flat-terrain ratio
             # of this term to the tracking weights (1 : 2; here 3 : 6).
             feet_air_time_positive_biped = 3.0
+            # Not in §9: Isaac Lab's feet_slide, |v_xy| of feet in contact at every command (§9's foot_slip
+            # is quadratic and off at a zero command). Issue 8: run C turned in place and walked at 0.1 m/s by
+            # sliding both feet (both down 84-86 % of the time), and its feet moved at 0.05 m/s when told to stand.
+            feet_slide = -1.0
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
