@@ -167,9 +167,15 @@ def test_turn_in_place_and_standing_commands(env):
     old = (c.rel_turn_envs, c.rel_standing_envs)
     try:
         c.rel_turn_envs, c.rel_standing_envs = 1.0, 0.0
-        env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
-        assert torch.all(env.commands[:, :2] == 0) and torch.all(env.commands[:, 2] != 0)
-        assert not env.heading_env.any()
+        lo, hi = c.ranges.turn_ang_vel
+        rates = []
+        for _ in range(20):
+            env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
+            assert torch.all(env.commands[:, :2] == 0) and not env.heading_env.any()
+            rates.append(env.commands[:, 2].clone())
+        rates = torch.cat(rates)
+        assert rates.abs().min() >= lo and rates.abs().max() <= hi  # |w_z| in ranges.turn_ang_vel
+        assert (rates > 0).any() and (rates < 0).any()  # both directions
         c.rel_turn_envs, c.rel_standing_envs = 0.0, 1.0
         env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
         assert torch.all(env.commands[:, :3] == 0) and not env.heading_env.any()

@@ -95,6 +95,8 @@ def test_default_asimov_config_passes():
     (["--set", "env.observations=[]"], ["env.observations=[]", "at least one"]),
     (["--max_wall_time_min=0"], ["runner.max_wall_time_min=0.0", "minutes > 0", "--max_wall_time_min 30"]),
     (["--set", "runner.max_wall_time_min=-5"], ["runner.max_wall_time_min=-5", "or None"]),
+    (["--set", "commands.ranges.turn_ang_vel=[-0.6,0.6]"], ["turn_ang_vel=[-0.6, 0.6]", "min must be >= 0",
+                                                            "turn_ang_vel=[0.3,0.6]"]),
 ])
 def test_invalid_values_are_refused(argv, needles):
     message = str(refused(*argv))
@@ -104,6 +106,7 @@ def test_invalid_values_are_refused(argv, needles):
 
 @pytest.mark.parametrize("key,value", [
     ("commands.ranges.lin_vel_x", "[1.0,-1.0]"), ("commands.ranges.heading", "[3.0,-3.0]"),
+    ("commands.ranges.turn_ang_vel", "[0.6,0.3]"),
     ("commands.resampling_time_range", "[8.0,3.0]"), ("domain_rand.friction_range", "[1.2,0.3]"),
     ("domain_rand.added_mass_range", "[1.0,-0.5]"), ("domain_rand.push_interval_s", "[3.0,1.0]"),
     ("init_state.xy_range", "[0.5,-0.5]"), ("init_state.yaw_range", "[1.0,-1.0]"),

@@ -155,6 +155,9 @@ def _range_problems(cfg: Any) -> list[str]:
             problems.append(f"{key}={value!r}: must be a [min, max] pair of numbers; e.g. --set {key}=[0.5,1.0]")
         elif value[0] > value[1]:
             problems.append(f"{key}={list(value)!r}: min > max; swap them: --set {key}=[{value[1]},{value[0]}]")
+        elif key == "commands.ranges.turn_ang_vel" and value[0] < 0:
+            problems.append(f"{key}={list(value)!r}: a |yaw rate| range (the sign is drawn), so min must be >= 0; "
+                            f"e.g. --set {key}=[0.3,{abs(value[1])}]")
     return problems
 
 

@@ -76,6 +76,7 @@ class AsimovCfg(LeggedRobotCfg):
             lin_vel_y = [-0.6, 0.6]
             ang_vel_yaw = [-0.6, 0.6]
             heading = [-math.pi, math.pi]
+            turn_ang_vel = [0.0, 0.6]  # |w_z| of the turn-in-place envs
 
     class init_state(LeggedRobotCfg.init_state):
         pos = [0.0, 0.0, 0.73]  # §6: soles ~2.4 mm below ground at KNEES_BENT

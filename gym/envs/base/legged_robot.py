@@ -124,6 +124,7 @@ class LeggedRobot(LeggedRewardsMixin):
         lo_span = lambda *ranges: (tensor([a for a, _ in ranges]), tensor([b - a for a, b in ranges]))  # noqa: E731
         self._cmd_lo, self._cmd_span = lo_span(cmd.ranges.lin_vel_x, cmd.ranges.lin_vel_y, cmd.ranges.ang_vel_yaw,
                                                cmd.ranges.heading, cmd.resampling_time_range)
+        self._turn_lo, self._turn_span = lo_span(cmd.ranges.turn_ang_vel)
         self._spawn_lo, self._spawn_span = lo_span(i.xy_range, i.xy_range, i.yaw_range)
         dr = c.domain_rand
         push = (-dr.max_push_vel_xy, dr.max_push_vel_xy)
@@ -422,10 +423,10 @@ class LeggedRobot(LeggedRewardsMixin):
     def _resample_commands(self, mask: torch.Tensor) -> None:
         """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; a
         `rel_standing_envs` fraction stand (zero command), a `rel_turn_envs` fraction turn in place
-        (v_xy = 0, w_z drawn), some of the rest track a heading. Draws for every env and keeps the
-        masked rows."""
+        (v_xy = 0, |w_z| from `ranges.turn_ang_vel`, either sign), some of the rest track a heading.
+        Draws for every env and keeps the masked rows."""
         c = self.cfg.commands
-        u = torch.rand(self.num_envs, 8, device=self.device)
+        u = torch.rand(self.num_envs, 10, device=self.device)
         draw = self._cmd_lo + self._cmd_span * u[:, :5]  # v_x, v_y, w_z, heading, time to next
         cmd = draw[:, :4]
         if c.min_norm > 0:
@@ -434,6 +435,8 @@ class LeggedRobot(LeggedRewardsMixin):
         turning = (u[:, 7] < c.rel_turn_envs) & ~standing
         cmd[:, :3] *= (~standing).unsqueeze(1)
         cmd[:, :2] *= (~turning).unsqueeze(1)
+        turn_rate = (self._turn_lo + self._turn_span * u[:, 8]) * torch.where(u[:, 9] < 0.5, -1.0, 1.0)
+        cmd[:, 2] = torch.where(turning, turn_rate, cmd[:, 2])
         heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing & ~turning if c.heading_command \
             else torch.zeros_like(standing)
         self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)

@@ -85,6 +85,7 @@ class LeggedRobotCfg(BaseConfig):
             lin_vel_y = [-1.0, 1.0]  # [m/s], body frame
             ang_vel_yaw = [-1.0, 1.0]  # [rad/s]
             heading = [-3.14159, 3.14159]  # [rad], world frame
+            turn_ang_vel = [0.0, 1.0]  # [rad/s] |w_z| of the rel_turn_envs (sign random); lo > 0 skips creeping
 
     class init_state:
         pos = [0.0, 0.0, 1.0]  # x, y, z [m]
