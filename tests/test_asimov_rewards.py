@@ -179,8 +179,20 @@ def test_turn_in_place_and_standing_commands(env):
         c.rel_turn_envs, c.rel_standing_envs = 0.0, 1.0
         env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
         assert torch.all(env.commands[:, :3] == 0) and not env.heading_env.any()
+        c.rel_standing_envs, c.rel_slow_envs = 0.0, 1.0  # slow walking: the draw times slow_scale
+        r = c.ranges
+        bound = torch.tensor([max(map(abs, r.lin_vel_x)), max(map(abs, r.lin_vel_y)), max(map(abs, r.ang_vel_yaw))])
+        cmds = []
+        for _ in range(20):
+            env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
+            assert not env.heading_env.any()
+            cmds.append(env.commands[:, :3].cpu().clone())
+        cmds = torch.cat(cmds).abs()
+        assert torch.all(cmds <= c.slow_scale * bound + 1e-6)
+        assert torch.all(cmds.max(dim=0).values > 0.5 * c.slow_scale * bound)  # the scaled range is used
     finally:
         c.rel_turn_envs, c.rel_standing_envs = old
+        c.rel_slow_envs = 0.0
 
 
 def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):

@@ -95,6 +95,8 @@ def test_default_asimov_config_passes():
     (["--set", "env.observations=[]"], ["env.observations=[]", "at least one"]),
     (["--max_wall_time_min=0"], ["runner.max_wall_time_min=0.0", "minutes > 0", "--max_wall_time_min 30"]),
     (["--set", "runner.max_wall_time_min=-5"], ["runner.max_wall_time_min=-5", "or None"]),
+    (["--set", "commands.rel_slow_envs=1.5"], ["commands.rel_slow_envs=1.5", "fraction in [0, 1]"]),
+    (["--set", "commands.rel_turn_envs=-0.1"], ["commands.rel_turn_envs=-0.1", "fraction in [0, 1]"]),
     (["--set", "commands.ranges.turn_ang_vel=[-0.6,0.6]"], ["turn_ang_vel=[-0.6, 0.6]", "min must be >= 0",
                                                             "turn_ang_vel=[0.3,0.6]"]),
 ])

@@ -125,6 +125,11 @@ def _value_problems(cfg: Any) -> list[str]:
         if not _is_int(value) or value < 1:
             problems.append(f"sim.{key}={value!r}: must be a positive integer (MuJoCo Warp buffer size); "
                             f"e.g. --set sim.{key}={getattr(type(cfg.sim), key, 32)}")
+    c = cfg.commands
+    for key in ("rel_standing_envs", "rel_turn_envs", "rel_slow_envs", "rel_heading_envs", "slow_scale"):
+        value = getattr(c, key, 0.0)
+        if not _is_number(value) or not 0 <= value <= 1:
+            problems.append(f"commands.{key}={value!r}: must be a fraction in [0, 1]; e.g. --set commands.{key}=0.1")
     dec = cfg.control.decimation
     if not _is_int(dec) or dec < 1:
         problems.append(f"control.decimation={dec!r}: must be an integer >= 1 (physics steps per policy "

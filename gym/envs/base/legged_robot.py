@@ -423,10 +423,11 @@ class LeggedRobot(LeggedRewardsMixin):
     def _resample_commands(self, mask: torch.Tensor) -> None:
         """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; a
         `rel_standing_envs` fraction stand (zero command), a `rel_turn_envs` fraction turn in place
-        (v_xy = 0, |w_z| from `ranges.turn_ang_vel`, either sign), some of the rest track a heading.
-        Draws for every env and keeps the masked rows."""
+        (v_xy = 0, |w_z| from `ranges.turn_ang_vel`, either sign), a `rel_slow_envs` fraction walk
+        slowly (the draw times `slow_scale`), some of the rest track a heading. Draws for every env
+        and keeps the masked rows."""
         c = self.cfg.commands
-        u = torch.rand(self.num_envs, 10, device=self.device)
+        u = torch.rand(self.num_envs, 11, device=self.device)
         draw = self._cmd_lo + self._cmd_span * u[:, :5]  # v_x, v_y, w_z, heading, time to next
         cmd = draw[:, :4]
         if c.min_norm > 0:
@@ -437,7 +438,9 @@ class LeggedRobot(LeggedRewardsMixin):
         cmd[:, :2] *= (~turning).unsqueeze(1)
         turn_rate = (self._turn_lo + self._turn_span * u[:, 8]) * torch.where(u[:, 9] < 0.5, -1.0, 1.0)
         cmd[:, 2] = torch.where(turning, turn_rate, cmd[:, 2])
-        heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing & ~turning if c.heading_command \
+        slow = (u[:, 10] < c.rel_slow_envs) & ~standing & ~turning
+        cmd[:, :3] *= torch.where(slow, c.slow_scale, 1.0).unsqueeze(1)
+        heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing & ~turning & ~slow if c.heading_command \
             else torch.zeros_like(standing)
         self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)
         self.heading_env = torch.where(mask, heading_env, self.heading_env)
