@@ -73,9 +73,9 @@ def test_table_has_a_row_per_size_with_positive_finite_rates(bench_run: tuple[st
     warm, cold = rows[SIZES[0]][startup].split(" / ")
     assert _number(warm) > 0 and cold == "-"  # --skip_cold
     resets = next(h for h in header if h.startswith("(g)"))
-    for n in SIZES:  # a reset is a small fraction of a full forward, which is a fraction of a step
+    for n in SIZES:  # reset / step and forward / step time ratios; their order is timing, not asserted here
         reset, forward = (_number(v) for v in rows[n][resets].split(" / "))
-        assert 0 < reset < forward < 1, rows[n][resets]
+        assert math.isfinite(reset) and math.isfinite(forward) and reset > 0 and forward > 0, rows[n][resets]
     assert "graph capture:" in stdout and "warp: " in stdout and "mujoco_warp: " in stdout
 
 
