@@ -69,10 +69,6 @@ class AsimovCfg(LeggedRobotCfg):
         # reached by chance from independent uniform draws. Issue 8: with 0.1, run C turned in place at
         # 0.5 rad/s with |e_wz| 0.18, mostly twisting on both feet (double support 0.86).
         rel_turn_envs = 0.2
-        # Not in §8: slow walking. Per-axis uniform draws give |v_x| < 0.15 with |v_y|, |w_z| < 0.1 in ~0.5 % of
-        # commands, so 0.1 m/s (the bring-up command) was nearly unseen; issue 8's run E stood still there.
-        rel_slow_envs = 0.15
-        slow_scale = 0.25
         heading_stiffness = 0.5
 
         class ranges(LeggedRobotCfg.commands.ranges):
@@ -80,9 +76,7 @@ class AsimovCfg(LeggedRobotCfg):
             lin_vel_y = [-0.6, 0.6]
             ang_vel_yaw = [-0.6, 0.6]
             heading = [-math.pi, math.pi]
-            # |w_z| of the turn-in-place envs: from 0.3, so turning is practised at rates that need steps
-            # (issue 8's run E twisted on both feet at 0.27 rad/s for 0.5); slow envs cover small rates.
-            turn_ang_vel = [0.3, 0.6]
+            turn_ang_vel = [0.0, 0.6]  # |w_z| of the turn-in-place envs
 
     class init_state(LeggedRobotCfg.init_state):
         pos = [0.0, 0.0, 0.73]  # §6: soles ~2.4 mm below ground at KNEES_BENT
@@ -143,8 +137,7 @@ class AsimovCfg(LeggedRobotCfg):
             # Not in §9, the same for v_xy (issue 8): legged_gym's tracking_lin_vel without §9's v_z^2.
             # Inside §9's terms the pelvis bobbing and rocking that grow with speed pay against speed; a
             # run at 1000 iterations walked 0.36 m/s at a 0.5 m/s command and -0.22 m/s at -0.5 m/s.
-            # At 1.0 with feet_slide (run E) forward |e_vx| was still 0.114 at 0.5 m/s.
-            tracking_lin_vel = 1.5
+            tracking_lin_vel = 1.0
             # Not in §9: feet off the ground at a zero command (s < 0.05). Issue 8, touchdowns per foot per
             # second at a zero command without pushes: 2.9 at -0.5 (run B), 1.6 at -1.0 (run C).
             stand_still_feet = -2.0
