@@ -139,7 +139,8 @@ class AsimovCfg(LeggedRobotCfg):
             # run at 1000 iterations walked 0.36 m/s at a 0.5 m/s command and -0.22 m/s at -0.5 m/s.
             tracking_lin_vel = 1.0
             # Not in §9: feet off the ground at a zero command (s < 0.05). Issue 8, touchdowns per foot per
-            # second at a zero command without pushes: 2.9 at -0.5 (run B), 1.6 at -1.0 (run C).
+            # second at a zero command without pushes: 2.9 at -0.5 (run B), 1.6 at -1.0 (run C), 0.47 at -2.0
+            # with feet_slide (run E).
             stand_still_feet = -2.0
             # Not in §9: Isaac Lab's biped term, paid in single stance only (issue 8: at 0.1 m/s the
             # §9 set shuffled with both feet down 76-90% of the time). At 1.0 beside tracking_lin_vel
@@ -149,6 +150,9 @@ class AsimovCfg(LeggedRobotCfg):
             # Not in §9: Isaac Lab's feet_slide, |v_xy| of feet in contact at every command (§9's foot_slip
             # is quadratic and off at a zero command). Issue 8: run C turned in place and walked at 0.1 m/s by
             # sliding both feet (both down 84-86 % of the time), and its feet moved at 0.05 m/s when told to stand.
+            # With it (run E, 60 min): an alternating gait at speed (2.6 instead of 6.2 touchdowns per foot per
+            # second at 0.5 m/s), backward |e_vx| 0.098 (C: 0.116), turn |e_wz| 0.118 (C: 0.176),
+            # forward |e_vx| 0.114 (C: 0.082).
             feet_slide = -1.0
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
