@@ -203,6 +203,15 @@ def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):
     assert torch.all(env._reward_stand_still_feet() == 0)
 
 
+def test_double_support_is_both_feet_down_while_moving(env):
+    env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
+    for speed in ({"vx": 0.1}, {"wz": 0.5}):  # slow walking and turning in place are moving
+        command(env, **speed)
+        torch.testing.assert_close(env._reward_double_support(), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    command(env)  # a zero command: both feet down is what stand_still_feet asks for
+    assert torch.all(env._reward_double_support() == 0)
+
+
 def test_feet_slide_is_the_horizontal_speed_of_feet_in_contact_at_any_command(env):
     env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
     v = torch.zeros(N, 2, 3)

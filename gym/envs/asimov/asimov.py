@@ -137,6 +137,12 @@ class Asimov(LeggedRobot):
         airborne = torch.sum((~self.foot_contact).float(), dim=1)
         return airborne * ~self._moving()
 
+    def _reward_double_support(self) -> torch.Tensor:
+        """1 while both feet are in contact and s > 0.05, else 0 (not §9). A biped that stands, shuffles
+        or twists on both feet when told to move pays it every step; one that steps pays only its short
+        double-support phases. Off at a zero command, where `stand_still_feet` wants both feet down."""
+        return torch.all(self.foot_contact, dim=1).float() * self._moving()
+
     def _reward_soft_landing(self) -> torch.Tensor:
         """sum_feet at a landing |F_contact| [N] while s > 0.05 (§9 soft_landing): the net contact
         force of the foot on the last physics tick of the landing step."""

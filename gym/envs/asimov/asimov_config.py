@@ -154,6 +154,9 @@ class AsimovCfg(LeggedRobotCfg):
             # second at 0.5 m/s), backward |e_vx| 0.098 (C: 0.116), turn |e_wz| 0.118 (C: 0.176),
             # forward |e_vx| 0.114 (C: 0.082).
             feet_slide = -1.0
+            # Not in §9: both feet down while s > 0.05. Issue 8: with feet_slide, run E stood still at a 0.1 m/s
+            # command (both feet down 92 % of the time) and turned in place by twisting on both feet (84 %).
+            double_support = -0.5
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
