@@ -55,10 +55,10 @@ class Asimov(LeggedRobot):
 
     # -- §9 terms ---------------------------------------------------------------------------------
     def _reward_track_linear_velocity(self) -> torch.Tensor:
-        """exp(-(|cmd_xy - v_xy|^2 + v_z^2) / tracking_sigma), body-frame velocimeter (§9)."""
+        """exp(-(|cmd_xy - v_xy|^2 + v_z^2) / track_linear_velocity_sigma), body-frame velocimeter (§9)."""
         v = self.base_lin_vel
         error = torch.sum(torch.square(self.commands[:, :2] - v[:, :2]), dim=1) + torch.square(v[:, 2])
-        return torch.exp(-error / self.cfg.rewards.tracking_sigma)
+        return torch.exp(-error / self.cfg.rewards.track_linear_velocity_sigma)
 
     def _reward_track_angular_velocity(self) -> torch.Tensor:
         """exp(-((cmd_wz - w_z)^2 + w_x^2 + w_y^2) / track_angular_velocity_sigma), body-frame gyro (§9)."""
