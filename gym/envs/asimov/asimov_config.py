@@ -137,10 +137,12 @@ class AsimovCfg(LeggedRobotCfg):
             # Not in §9, the same for v_xy (issue 8): legged_gym's tracking_lin_vel without §9's v_z^2.
             # Inside §9's terms the pelvis bobbing and rocking that grow with speed pay against speed; a
             # run at 1000 iterations walked 0.36 m/s at a 0.5 m/s command and -0.22 m/s at -0.5 m/s.
+            # 1.5 instead of 1.0 (run I against G, 60 min, with pushes): forward |e_vx| 0.091 instead of 0.127.
             tracking_lin_vel = 1.5
             # Not in §9: feet off the ground at a zero command (s < 0.05). Issue 8, touchdowns per foot per
             # second at a zero command without pushes: 2.9 at -0.5 (run B), 1.6 at -1.0 (run C), 0.47 at -2.0
-            # with feet_slide (run E).
+            # with feet_slide (run E). With double_support the robot stepped in place at a zero command at -2.0
+            # (run G: 3.3 /s, both feet down 38 %); at -4.0 it stands (run I: 0.35 /s, both feet down 98.5 %).
             stand_still_feet = -4.0
             # Not in §9: Isaac Lab's biped term, paid in single stance only (issue 8: at 0.1 m/s the
             # §9 set shuffled with both feet down 76-90% of the time). At 1.0 beside tracking_lin_vel
@@ -156,6 +158,8 @@ class AsimovCfg(LeggedRobotCfg):
             feet_slide = -1.0
             # Not in §9: both feet down while s > 0.05. Issue 8: with feet_slide, run E stood still at a 0.1 m/s
             # command (both feet down 92 % of the time) and turned in place by twisting on both feet (84 %).
+            # With it (run G, 60 min, no pushes): both feet down 28 % at 0.1 m/s and 19 % turning, which steps;
+            # turn |e_wz| 0.086 with pushes (E: 0.118). It also stepped at a zero command (both feet down 38 %).
             double_support = -0.5
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
