@@ -49,7 +49,7 @@ def test_track_linear_velocity_includes_vertical_velocity(env):
     env.base_lin_vel[:] = torch.tensor([0.3, 0.1, 0.2])  # writes the velocimeter columns
     expected = math.exp(-((0.5 - 0.3) ** 2 + (-0.2 - 0.1) ** 2 + 0.2**2) / 0.25)
     torch.testing.assert_close(env._reward_track_linear_velocity(), torch.full((N,), expected))
-    # the legged_gym term ignores v_z and has its own sigma (0.1 for Asimov)
+    # the legged_gym term ignores v_z and reads its own sigma key (tracking_sigma)
     legged_gym = math.exp(-((0.5 - 0.3) ** 2 + (-0.2 - 0.1) ** 2) / env.cfg.rewards.tracking_sigma)
     torch.testing.assert_close(env._reward_tracking_lin_vel(), torch.full((N,), legged_gym))
 

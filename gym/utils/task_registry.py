@@ -228,7 +228,10 @@ def configure_play(env_cfg: Any, command: list[float]) -> None:
     """A fixed command, no pushes, noise or friction randomization; every env tracks the same command."""
     c = env_cfg.commands
     c.ranges.lin_vel_x, c.ranges.lin_vel_y, c.ranges.ang_vel_yaw = ([v, v] for v in command)
-    c.heading_command, c.rel_standing_envs, c.rel_turn_envs, c.rel_slow_envs = False, 0.0, 0.0, 0.0
+    c.heading_command = False
+    for key in dir(c):  # every special-command fraction (standing, turn in place, slow, ...): none in play
+        if key.startswith("rel_") and key.endswith("_envs"):
+            setattr(c, key, 0.0)
     c.resampling_time_range, c.curriculum = [1e9, 1e9], False
     env_cfg.domain_rand.push_robots = False
     env_cfg.domain_rand.randomize_friction = False

@@ -127,7 +127,7 @@ def _value_problems(cfg: Any) -> list[str]:
                             f"e.g. --set sim.{key}={getattr(type(cfg.sim), key, 32)}")
     c = cfg.commands
     for key in ("rel_standing_envs", "rel_turn_envs", "rel_slow_envs", "rel_heading_envs", "slow_scale"):
-        value = getattr(c, key, 0.0)
+        value = getattr(c, key)
         if not _is_number(value) or not 0 <= value <= 1:
             problems.append(f"commands.{key}={value!r}: must be a fraction in [0, 1]; e.g. --set commands.{key}=0.1")
     dec = cfg.control.decimation
