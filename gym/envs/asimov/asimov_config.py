@@ -163,7 +163,9 @@ class AsimovCfg(LeggedRobotCfg):
             # command (both feet down 92 % of the time) and turned in place by twisting on both feet (84 %).
             # With it (run G, 60 min, no pushes): both feet down 28 % at 0.1 m/s and 19 % turning, which steps;
             # turn |e_wz| 0.086 with pushes (E: 0.118). It also stepped at a zero command (both feet down 38 %).
-            # -1.0 in run K (run I at -0.5 stood at 0.1 m/s and turned in place on both feet, 78 % of the time).
+            # -1.0 (run K against I at -0.5, 60 min, with pushes): turn |e_wz| 0.085 instead of 0.108 (a stepping
+            # turn, both feet down 4 % instead of 78 %), backward |e_vy| 0.088 (I: 0.101), standing still planted
+            # (both feet down 96.5 %); forward |e_vy| 0.105 (I: 0.075), and at 0.1 m/s it still stands (90 %).
             double_support = -1.0
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
