@@ -224,14 +224,19 @@ def device_problems(sim_device: str, rl_device: str, physics: str) -> list[str]:
     return problems
 
 
+def command_fraction_keys(commands: Any) -> list[str]:
+    """Names of the special-command fractions on a `commands` config (`rel_*_envs`: standing, turn in
+    place, slow, heading, ...), so a new fraction is validated and switched off in play without a list."""
+    return [key for key in dir(commands) if key.startswith("rel_") and key.endswith("_envs")]
+
+
 def configure_play(env_cfg: Any, command: list[float]) -> None:
     """A fixed command, no pushes, noise or friction randomization; every env tracks the same command."""
     c = env_cfg.commands
     c.ranges.lin_vel_x, c.ranges.lin_vel_y, c.ranges.ang_vel_yaw = ([v, v] for v in command)
     c.heading_command = False
-    for key in dir(c):  # every special-command fraction (standing, turn in place, slow, ...): none in play
-        if key.startswith("rel_") and key.endswith("_envs"):
-            setattr(c, key, 0.0)
+    for key in command_fraction_keys(c):  # no standing, turn-in-place, slow or heading draws in play
+        setattr(c, key, 0.0)
     c.resampling_time_range, c.curriculum = [1e9, 1e9], False
     env_cfg.domain_rand.push_robots = False
     env_cfg.domain_rand.randomize_friction = False

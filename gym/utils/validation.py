@@ -18,7 +18,7 @@ import mujoco
 from gym.physics import BACKENDS
 from gym.physics.model_builder import _CONES, _INTEGRATORS, _SOLVERS, match_joint_param, resolve_asset_path
 from gym.utils.cli import ConfigKeyError, flat_keys
-from gym.utils.task_registry import UnknownTaskError
+from gym.utils.task_registry import UnknownTaskError, command_fraction_keys
 from gym.utils.terrain_validation import curriculum_problems, terrain_problems
 
 # Two-element [min, max] leaves that the generic rule (name ends with "_range", or under
@@ -126,7 +126,7 @@ def _value_problems(cfg: Any) -> list[str]:
             problems.append(f"sim.{key}={value!r}: must be a positive integer (MuJoCo Warp buffer size); "
                             f"e.g. --set sim.{key}={getattr(type(cfg.sim), key, 32)}")
     c = cfg.commands
-    for key in ("rel_standing_envs", "rel_turn_envs", "rel_slow_envs", "rel_heading_envs", "slow_scale"):
+    for key in (*command_fraction_keys(c), "slow_scale"):
         value = getattr(c, key)
         if not _is_number(value) or not 0 <= value <= 1:
             problems.append(f"commands.{key}={value!r}: must be a fraction in [0, 1]; e.g. --set commands.{key}=0.1")
