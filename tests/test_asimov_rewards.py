@@ -191,7 +191,20 @@ def test_turn_in_place_and_standing_commands(env):
         cmds = torch.cat(cmds).abs()
         assert torch.all(cmds <= c.slow_scale * bound + 1e-6)
         assert torch.all(cmds.max(dim=0).values > 0.5 * c.slow_scale * bound)  # the scaled range is used
+        c.slow_yaw_scale = 0.0  # slow walking straight: w_z = 0, v_xy still scaled by slow_scale
+        env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
+        assert torch.all(env.commands[:, 2] == 0)
+        v = env.commands[:, :2].abs().cpu()
+        assert torch.all(v <= c.slow_scale * bound[:2] + 1e-6) and (v > 0).any()
+        c.min_norm = 0.06  # zeroes |v_xy| < 0.06 after the slow scaling: a gap between standing and walking
+        norms = []
+        for _ in range(20):
+            env._resample_commands(torch.ones(N, dtype=torch.bool, device=env.device))
+            norms.append(env.commands[:, :2].norm(dim=1).cpu())
+        norms = torch.cat(norms)
+        assert torch.all((norms == 0) | (norms >= 0.06)) and (norms == 0).any() and (norms > 0).any()
     finally:
+        c.slow_yaw_scale, c.min_norm = type(c).slow_yaw_scale, type(c).min_norm
         c.rel_turn_envs, c.rel_standing_envs = old
         c.rel_slow_envs = 0.0
 

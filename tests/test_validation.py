@@ -96,6 +96,8 @@ def test_default_asimov_config_passes():
     (["--max_wall_time_min=0"], ["runner.max_wall_time_min=0.0", "minutes > 0", "--max_wall_time_min 30"]),
     (["--set", "runner.max_wall_time_min=-5"], ["runner.max_wall_time_min=-5", "or None"]),
     (["--set", "commands.rel_slow_envs=1.5"], ["commands.rel_slow_envs=1.5", "fraction in [0, 1]"]),
+    (["--set", "commands.slow_yaw_scale=2"], ["commands.slow_yaw_scale=2", "fraction in [0, 1]"]),
+    (["--set", "commands.min_norm=-0.1"], ["commands.min_norm=-0.1", "speed >= 0"]),
     (["--set", "commands.rel_turn_envs=-0.1"], ["commands.rel_turn_envs=-0.1", "fraction in [0, 1]"]),
     (["--set", "commands.ranges.turn_ang_vel=[-0.6,0.6]"], ["turn_ang_vel=[-0.6, 0.6]", "min must be >= 0",
                                                             "turn_ang_vel=[0.3,0.6]"]),

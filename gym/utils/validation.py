@@ -126,10 +126,13 @@ def _value_problems(cfg: Any) -> list[str]:
             problems.append(f"sim.{key}={value!r}: must be a positive integer (MuJoCo Warp buffer size); "
                             f"e.g. --set sim.{key}={getattr(type(cfg.sim), key, 32)}")
     c = cfg.commands
-    for key in (*command_fraction_keys(c), "slow_scale"):
+    for key in (*command_fraction_keys(c), "slow_scale", "slow_yaw_scale"):
         value = getattr(c, key)
         if not _is_number(value) or not 0 <= value <= 1:
             problems.append(f"commands.{key}={value!r}: must be a fraction in [0, 1]; e.g. --set commands.{key}=0.1")
+    if not _is_number(c.min_norm) or c.min_norm < 0:
+        problems.append(f"commands.min_norm={c.min_norm!r}: must be a speed >= 0 [m/s] (0 disables); "
+                        "e.g. --set commands.min_norm=0.06")
     dec = cfg.control.decimation
     if not _is_int(dec) or dec < 1:
         problems.append(f"control.decimation={dec!r}: must be an integer >= 1 (physics steps per policy "

@@ -424,14 +424,13 @@ class LeggedRobot(LeggedRewardsMixin):
         """Draw (v_x, v_y, w_z, heading) from `commands.ranges` where `mask` (N,) is set; a
         `rel_standing_envs` fraction stand (zero command), a `rel_turn_envs` fraction turn in place
         (v_xy = 0, |w_z| from `ranges.turn_ang_vel`, either sign), a `rel_slow_envs` fraction walk
-        slowly (the draw times `slow_scale`), some of the rest track a heading. Draws for every env
-        and keeps the masked rows."""
+        slowly (v_xy times `slow_scale`, w_z times `slow_yaw_scale`), some of the rest track a heading.
+        Then |v_xy| below `min_norm` [m/s] becomes 0 (legged_gym's). Draws for every env and keeps the
+        masked rows."""
         c = self.cfg.commands
         u = torch.rand(self.num_envs, 11, device=self.device)
         draw = self._cmd_lo + self._cmd_span * u[:, :5]  # v_x, v_y, w_z, heading, time to next
         cmd = draw[:, :4]
-        if c.min_norm > 0:
-            cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
         standing = u[:, 5] < c.rel_standing_envs
         turning = (u[:, 7] < c.rel_turn_envs) & ~standing
         cmd[:, :3] *= (~standing).unsqueeze(1)
@@ -439,7 +438,10 @@ class LeggedRobot(LeggedRewardsMixin):
         turn_rate = (self._turn_lo + self._turn_span * u[:, 8]) * torch.where(u[:, 9] < 0.5, -1.0, 1.0)
         cmd[:, 2] = torch.where(turning, turn_rate, cmd[:, 2])
         slow = (u[:, 10] < c.rel_slow_envs) & ~standing & ~turning
-        cmd[:, :3] *= torch.where(slow, c.slow_scale, 1.0).unsqueeze(1)
+        cmd[:, :2] *= torch.where(slow, c.slow_scale, 1.0).unsqueeze(1)
+        cmd[:, 2] *= torch.where(slow, c.slow_yaw_scale, 1.0)
+        if c.min_norm > 0:  # after slow scaling: a gap in |v_xy| between zero and the slowest walk
+            cmd[:, :2] *= (torch.norm(cmd[:, :2], dim=1) >= c.min_norm).unsqueeze(1)
         heading_env = (u[:, 6] < c.rel_heading_envs) & ~standing & ~turning & ~slow if c.heading_command \
             else torch.zeros_like(standing)
         self.commands = torch.where(mask.unsqueeze(1), cmd, self.commands)

@@ -77,13 +77,14 @@ class LeggedRobotCfg(BaseConfig):
         rel_heading_envs = 1.0  # fraction of envs in heading mode (when heading_command)
         rel_standing_envs = 0.0  # fraction of envs given a zero command
         rel_turn_envs = 0.0  # fraction of envs given a pure yaw-rate command (v_xy = 0): turn in place
-        # fraction of envs whose (v_x, v_y, w_z) draw is multiplied by slow_scale (no heading): slow walking,
-        # which independent uniform draws per axis almost never give (|v_x| < 0.15 and |v_y|, |w_z| < 0.1
-        # in ~0.5 % of Asimov's draws)
+        # fraction of envs whose (v_x, v_y) draw is multiplied by slow_scale and w_z by slow_yaw_scale (no
+        # heading): slow walking, which independent uniform draws per axis almost never give (|v_x| < 0.15 and
+        # |v_y|, |w_z| < 0.1 in ~0.5 % of Asimov's draws). slow_yaw_scale = 0 walks slowly straight.
         rel_slow_envs = 0.0
         slow_scale = 0.25
+        slow_yaw_scale = 0.25
         heading_stiffness = 0.5  # ang_vel_yaw = clip(heading_stiffness * heading_error)
-        min_norm = 0.0  # commands with |v_xy| below this are zeroed (0 disables)
+        min_norm = 0.0  # [m/s] |v_xy| below this (after slow_scale) is set to 0 (0 disables)
 
         class ranges:
             lin_vel_x = [-1.0, 1.0]  # [m/s], body frame
