@@ -24,6 +24,7 @@ from gym.utils.evaluation import (
     describe_command,
     make_schedule,
     rollout,
+    speed_schedule,
     summarize,
 )
 
@@ -242,6 +243,55 @@ def test_checkpoint_file_results_go_beside_the_file(logs, tmp_path):
     report = load_script().main([*SMALL, "domain_rand.push_robots=false", f"--checkpoint_file={file}", "--kick_vel=0"])
     assert report["kick_fall_rate"] is None and (file.parent / "evaluation" / "eval_model_3.json").is_file()
     assert (file.parent / "evaluation" / "eval_model_3.csv").is_file()
+
+
+def test_speed_schedule_holds_one_forward_command_per_env_group():
+    s = speed_schedule([0.0, 0.1, -0.5], envs_per_speed=2, num_segments=3, segment_steps=50)
+    assert s.names == ("vx=0", "vx=0.1", "vx=-0.5") and s.segment_steps == 50
+    assert s.categories.tolist() == [[0] * 3, [0] * 3, [1] * 3, [1] * 3, [2] * 3, [2] * 3]
+    torch.testing.assert_close(s.commands[:, 0, 0], torch.tensor([0.0, 0.0, 0.1, 0.1, -0.5, -0.5]))
+    assert torch.equal(s.commands, s.commands[:, :1].expand(-1, 3, -1)) and not s.commands[..., 1:].any()
+    for bad in ([], [0.1, 0.1]):
+        with pytest.raises(ValueError, match="distinct speeds"):
+            speed_schedule(bad, 2, 3, 50)
+    with pytest.raises(ValueError, match="envs_per_speed"):
+        speed_schedule([0.1], 0, 3, 50)
+
+
+SWEEP = [f for f in SMALL if not f.startswith("--num_envs")]
+
+
+def test_speed_sweep_writes_one_row_per_speed_with_pushes_off(logs, monkeypatch):
+    import gym
+
+    monkeypatch.setattr(gym, "LOGS_DIR", logs)
+    report = load_script().main([*SWEEP, "--speed_sweep", "0", "0.3", "--envs_per_speed=2"])
+    assert report["iteration"] == 3 and report["speeds"] == [0.0, 0.3] and "pushes off" in report["conditions"]
+    assert [r["category"] for r in report["categories"]] == ["vx=0", "vx=0.3"]
+    assert all(r["n"] <= 4 for r in report["categories"])  # 2 envs x 2 segments per speed
+    folder = next((logs / "asimov_velocity").iterdir()) / "evaluation"
+    rows = list(csv.DictReader((folder / "speed_sweep_model_3.csv").read_text().splitlines()))
+    assert [r["category"] for r in rows] == ["vx=0", "vx=0.3"]
+    assert json.loads((folder / "speed_sweep_model_3.json").read_text())["envs_per_speed"] == 2
+    moving = report["categories"][1]
+    if moving["n"]:  # an untrained policy does not walk at 0.3 m/s
+        assert moving["vx_error"] > 0.15
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--speed_sweep", "0.1", "0.1"], "repeated speeds"),
+    (["--speed_sweep", "2.0"], "outside the trained commands.ranges.lin_vel_x"),
+    (["--speed_sweep", "0.1", "--envs_per_speed=0"], "--envs_per_speed=0: must be >= 1"),
+    (["--speed_sweep", "0.1", "--num_envs=4"], "use --envs_per_speed"),
+    (["--speed_sweep", "0.1", "--robustness"], "give one"),
+])
+def test_bad_speed_sweep_flags_are_refused_before_building(logs, monkeypatch, flags, message):
+    import gym
+
+    monkeypatch.setattr(gym, "LOGS_DIR", logs)
+    with pytest.raises(SystemExit) as e:
+        load_script().main([*SWEEP, *flags])
+    assert str(e.value.code).startswith("error: ") and message in str(e.value.code)
 
 
 @pytest.mark.parametrize("flags, message", [

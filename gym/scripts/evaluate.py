@@ -19,6 +19,11 @@ strength, action latency, sensor latency, kick size) at one level, the rest nomi
 randomization and pushes off, one --robustness_s episode per env under the same schedule. Prints
 falls, mean episode length and tracking errors per cell, and writes
 <run folder>/evaluation/robustness_model_<iteration>.csv, .json and .png (heat map of fall rates).
+
+--speed_sweep V [V ...] runs a speed sweep instead: --envs_per_speed envs per forward command v_x = V
+[m/s] (v_y = w_z = 0), the same command all episode, pushes off, noise and friction as in training. The
+table (one row per speed) shows where the gait switches from standing (double support near 1) to
+stepping; written to <run folder>/evaluation/speed_sweep_model_<iteration>.csv and .json.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from gym.utils.evaluation import (  # noqa: E402
     make_schedule,
     resolve_eval_task,
     rollout,
+    speed_schedule,
     summarize,
 )
 from gym.utils.robustness import (  # noqa: E402
@@ -82,6 +88,10 @@ EVAL_ARGS = [
      "help": "robustness: envs per grid cell (default 14; --num_envs does not apply)"},
     {"name": "--robustness_s", "type": float, "default": None, "metavar": "SECONDS",
      "help": "robustness: episode length [s] (default: the task's env.episode_length_s)"},
+    {"name": "--speed_sweep", "type": float, "nargs": "+", "default": None, "metavar": "V",
+     "help": "run a speed sweep instead: forward commands V [m/s], e.g. 0 0.05 0.1 0.15 0.2 0.3 0.5"},
+    {"name": "--envs_per_speed", "type": int, "default": 16,
+     "help": "speed sweep: envs per speed (default 16; --num_envs does not apply)"},
     {"name": "--robustness_axes", "nargs": "+", "default": None, "metavar": "AXIS",
      "help": f"robustness: only these axes (default all: {' '.join(AXIS_NAMES)})"},
 ]
@@ -183,6 +193,63 @@ def evaluate_robustness(args: Any, task: Any, grid: Grid) -> dict[str, Any]:
     return report
 
 
+def prepare_speed_sweep(args: Any, task: Any, num_envs_given: bool = False) -> None:
+    """Check the speed-sweep flags, then size the env (`task.env_cfg`) to envs_per_speed x speeds with
+    pushes off. Raises ValueError listing every bad flag before anything is built."""
+    cfg = task.env_cfg
+    dt = cfg.control.decimation * cfg.sim.dt
+    problems = eval_problems(args.segment_s, args.settle_s, cfg.env.episode_length_s, dt, 1, 0.0, 1.0)
+    if num_envs_given:
+        problems.append(f"--num_envs={args.num_envs}: a speed sweep has --envs_per_speed envs per speed; "
+                        "use --envs_per_speed")
+    if args.envs_per_speed < 1:
+        problems.append(f"--envs_per_speed={args.envs_per_speed}: must be >= 1")
+    if len(set(args.speed_sweep)) != len(args.speed_sweep):
+        problems.append(f"--speed_sweep {' '.join(f'{v:g}' for v in args.speed_sweep)}: repeated speeds")
+    lo, hi = cfg.commands.ranges.lin_vel_x
+    outside = [v for v in args.speed_sweep if not lo <= v <= hi]
+    if outside:
+        problems.append(f"--speed_sweep: {outside} outside the trained commands.ranges.lin_vel_x [{lo:g}, {hi:g}]")
+    if problems:
+        raise ValueError("bad speed-sweep flags; nothing was built:\n  - " + "\n  - ".join(problems))
+    cfg.env.num_envs = args.envs_per_speed * len(args.speed_sweep)
+    cfg.domain_rand.push_robots = False
+
+
+def evaluate_speed_sweep(args: Any, task: Any) -> dict[str, Any]:
+    """Run the speed sweep (after `prepare_speed_sweep`), print its table, write CSV and JSON; returns
+    the report (the JSON's content)."""
+    path = task.load_path
+    env, policy, iteration = load_policy(task)
+    segment_steps = round(args.segment_s / env.dt)
+    num_segments = env.max_episode_length // segment_steps
+    schedule = speed_schedule(args.speed_sweep, args.envs_per_speed, num_segments, segment_steps, env.device)
+    dr = env.cfg.domain_rand
+    conditions = (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, friction "
+                  f"{'U({:g}, {:g})'.format(*dr.friction_range) if dr.randomize_friction else 'fixed'}, pushes off")
+    print(f"Speed sweep of {path} (iteration {iteration}): {args.envs_per_speed} envs per speed, one "
+          f"{env.max_episode_length_s:g}-s episode each ({num_segments} segments of {args.segment_s:g} s, first "
+          f"{args.settle_s:g} s settling); {conditions}")
+    result = rollout(env, policy, schedule, args.settle_s)
+    rows = summarize(result)[:-1]
+    report = {
+        "task": task.name, "checkpoint": str(path), "iteration": iteration, "envs_per_speed": args.envs_per_speed,
+        "speeds": list(args.speed_sweep), "episode_length_s": env.max_episode_length_s,
+        "segment_s": args.segment_s, "settle_s": args.settle_s, "conditions": conditions,
+        "fall_rate": result.fall_rate, "kick_fall_rate": None, "categories": rows,
+    }
+    out, stem = path.parent / "evaluation", f"speed_sweep_model_{iteration}"
+    csv_path, json_path = write_csv(out / f"{stem}.csv", report), write_json(out / f"{stem}.json", report)
+    print()
+    print(format_table(rows))
+    print()
+    print(f"iteration              {iteration}")
+    print(f"falls                  {int(result.fell.sum())} / {env.num_envs} env-episodes, {conditions}")
+    print(f"csv                    {csv_path}")
+    print(f"json                   {json_path}")
+    return report
+
+
 def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
     """Run both passes, print the table, write CSV and JSON; returns the report (the JSON's content).
 
@@ -279,13 +346,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.num_envs = EVAL_NUM_ENVS
     try:
         task = resolve_eval_task(args)
+        if args.robustness and args.speed_sweep:
+            raise ValueError("--robustness and --speed_sweep are separate evaluations; give one")
         if args.robustness:
             grid = prepare_robustness(args, task, num_envs_given)
+        elif args.speed_sweep:
+            prepare_speed_sweep(args, task, num_envs_given)
         else:
             check_eval_args(args, task.env_cfg)
     except SETUP_ERRORS as e:
         sys.exit(f"error: {e}")
-    return evaluate_robustness(args, task, grid) if args.robustness else evaluate(args, task)
+    if args.robustness:
+        return evaluate_robustness(args, task, grid)
+    return evaluate_speed_sweep(args, task) if args.speed_sweep else evaluate(args, task)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,26 @@ def make_schedule(num_envs: int, num_segments: int, segment_steps: int, seed: in
     return Schedule(categories.to(device), commands.to(device), int(segment_steps), names)
 
 
+def speed_schedule(speeds: list[float], envs_per_speed: int, num_segments: int, segment_steps: int,
+                   device: str | torch.device = "cpu") -> Schedule:
+    """Constant straight-ahead commands for a speed sweep: env i walks at v_x = speeds[i // envs_per_speed]
+    [m/s] (v_y = w_z = 0) in every segment; category i is named "vx=<speed>". Shows where a policy
+    switches from standing to stepping (double support and touchdowns against the command).
+
+    Raises ValueError on no speeds, repeated speeds, or envs_per_speed / num_segments / segment_steps < 1.
+    """
+    if not speeds or len(set(speeds)) != len(speeds):
+        raise ValueError(f"a speed sweep needs distinct speeds; got {speeds}")
+    if envs_per_speed < 1 or num_segments < 1 or segment_steps < 1:
+        raise ValueError(f"a speed sweep needs envs_per_speed, num_segments and segment_steps >= 1; got "
+                         f"{envs_per_speed}, {num_segments}, {segment_steps}")
+    categories = torch.arange(len(speeds)).repeat_interleave(envs_per_speed).unsqueeze(1).expand(-1, num_segments)
+    commands = torch.zeros(*categories.shape, 3)
+    commands[..., 0] = torch.tensor([float(v) for v in speeds])[categories]
+    names = tuple(f"vx={float(v):g}" for v in speeds)
+    return Schedule(categories.contiguous().to(device), commands.to(device), int(segment_steps), names)
+
+
 def describe_command(name: str) -> str:
     """A category's command as text, e.g. "lateral" -> "0 ±0.3 0" (v_x, v_y [m/s], w_z [rad/s])."""
     command, signed = CATEGORIES[name]
