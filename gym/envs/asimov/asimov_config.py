@@ -75,7 +75,11 @@ class AsimovCfg(LeggedRobotCfg):
         # 49 %) but stood at 0.1 m/s (90 %) and drifted in yaw at a zero command (-0.09 rad/s). 0.2 at slow_scale
         # 0.15 (run O) half-shuffled at 0.1 m/s (59 %), no longer stood planted at zero (79 %, 2.4 touchdowns /s)
         # and turned left at +0.15 rad/s under every command (turn in place |e_wz| 0.177 with pushes): the small
-        # w_z of slow draws cost almost nothing inside the yaw tracking kernel (sigma 0.5).
+        # w_z of slow draws cost almost nothing inside the yaw tracking kernel (sigma 0.5). Run P (0.2 at slow_scale
+        # 0.15 with slow_yaw_scale 0 and min_norm 0.06: straight slow walks of 0.06-0.15 m/s, a gap below them)
+        # on a slower machine (60 min = 1279 iterations) still stood at 0.1 m/s (both feet down 88 %) and was worse
+        # than K retrained there (1293 iterations): turn in place |e_wz| 0.264 vs 0.168, forward |e_vx| 0.153 vs
+        # 0.101, falls 1.8 % vs 0 with pushes and 5.4 % vs 0 under kicks.
         heading_stiffness = 0.5
 
         class ranges(LeggedRobotCfg.commands.ranges):
