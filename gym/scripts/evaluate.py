@@ -193,6 +193,14 @@ def evaluate_robustness(args: Any, task: Any, grid: Grid) -> dict[str, Any]:
     return report
 
 
+def describe_conditions(env: Any) -> str:
+    """The evaluation's conditions as text: observation noise, foot friction, pushes (of `env.cfg`)."""
+    dr = env.cfg.domain_rand
+    return (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, friction "
+            f"{'U({:g}, {:g})'.format(*dr.friction_range) if dr.randomize_friction else 'fixed'}, "
+            f"pushes {'as in training' if dr.push_robots else 'off'}")
+
+
 def prepare_speed_sweep(args: Any, task: Any, num_envs_given: bool = False) -> None:
     """Check the speed-sweep flags, then size the env (`task.env_cfg`) to envs_per_speed x speeds with
     pushes off. Raises ValueError listing every bad flag before anything is built."""
@@ -224,9 +232,7 @@ def evaluate_speed_sweep(args: Any, task: Any) -> dict[str, Any]:
     segment_steps = round(args.segment_s / env.dt)
     num_segments = env.max_episode_length // segment_steps
     schedule = speed_schedule(args.speed_sweep, args.envs_per_speed, num_segments, segment_steps, env.device)
-    dr = env.cfg.domain_rand
-    conditions = (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, friction "
-                  f"{'U({:g}, {:g})'.format(*dr.friction_range) if dr.randomize_friction else 'fixed'}, pushes off")
+    conditions = describe_conditions(env)
     print(f"Speed sweep of {path} (iteration {iteration}): {args.envs_per_speed} envs per speed, one "
           f"{env.max_episode_length_s:g}-s episode each ({num_segments} segments of {args.segment_s:g} s, first "
           f"{args.settle_s:g} s settling); {conditions}")
@@ -264,10 +270,7 @@ def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
     segment_steps = round(args.segment_s / env.dt)
     num_segments = env.max_episode_length // segment_steps
     schedule = make_schedule(n * episodes, num_segments, segment_steps, seed, command_ranges(env.cfg), env.device)
-    dr = env.cfg.domain_rand
-    conditions = (f"noise {'on' if env.cfg.noise.add_noise else 'off'}, friction "
-                  f"{'U({:g}, {:g})'.format(*dr.friction_range) if dr.randomize_friction else 'fixed'}, "
-                  f"pushes {'as in training' if dr.push_robots else 'off'}")
+    conditions = describe_conditions(env)
     print(f"Evaluating {path} (iteration {iteration}) on {n} envs x {episodes} episode(s) of "
           f"{env.max_episode_length_s:g} s: {num_segments} segments of {args.segment_s:g} s (first "
           f"{args.settle_s:g} s settling), seed {seed}; {conditions}")
