@@ -209,6 +209,19 @@ def test_turn_in_place_and_standing_commands(env):
         c.rel_slow_envs = 0.0
 
 
+def test_reward_terms_keep_each_scaled_term_of_the_step(env):
+    env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
+    command(env, vx=0.1)
+    env.compute_reward()
+    names = list(env.reward_scales)
+    assert env.reward_terms.shape == (N, len(names)) and "double_support" in names
+    for i, name in enumerate(names):  # scale * dt * r_i, dt the policy step
+        expected = getattr(env, f"_reward_{name}")() * getattr(AsimovCfg.rewards.scales, name) * env.dt
+        torch.testing.assert_close(env.reward_terms[:, i], expected, msg=name)
+    torch.testing.assert_close(env.reward_terms[:, names.index("double_support")], torch.tensor([-0.02, 0, 0, 0]))
+    torch.testing.assert_close(env.reward_terms.sum(dim=1), env.rew_buf)
+
+
 def test_stand_still_feet_counts_lifted_feet_at_a_zero_command(env):
     env.foot_contact = torch.tensor([[True, True], [False, True], [False, False], [True, False]])
     command(env)

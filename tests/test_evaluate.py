@@ -19,9 +19,11 @@ import torch
 
 from gym.utils.evaluation import (
     CATEGORIES,
+    METRICS,
     Kicks,
     Schedule,
     describe_command,
+    format_reward_table,
     make_schedule,
     rollout,
     speed_schedule,
@@ -103,6 +105,7 @@ class ScriptedEnv:
         record = lambda mask, qvel: self.kicks.append((self.k, mask.clone(), qvel.clone()))  # noqa: E731
         self.physics = SimpleNamespace(qvel=torch.zeros(n, 6), set_qvel=record)  # k = steps taken so far
         self.foot_contact = torch.zeros(n, 2, dtype=bool)
+        self.reward_scales = {"alive": 1.0, "step_index": 1.0}  # terms: 1 and k at the k-th step
 
     def reset(self):
         self.k = 0
@@ -120,6 +123,7 @@ class ScriptedEnv:
         zero = torch.zeros(self.num_envs, 1)
         self.base_lin_vel, self.base_ang_vel = torch.cat([vel[:, :2], zero], 1), torch.cat([zero, zero, vel[:, 2:]], 1)
         self.foot_contact, self.first_contact, self.foot_vel = contact, first, foot_vel
+        self.reward_terms = torch.tensor([[1.0, float(self.k)]]).expand(self.num_envs, 2)
         self.k += 1
         return self.obs, None, torch.zeros(self.num_envs), dones, {"time_outs": time_outs}
 
@@ -166,8 +170,18 @@ def test_segment_errors_and_gait_metrics_match_a_hand_computation():
     keys = ("n", "vx_error", "vy_error", "wz_error", "double_support", "touchdowns_per_s", "foot_speed")
     for name, values in expected.items():
         assert [rows[name][key] for key in keys] == pytest.approx(values, abs=1e-5), name
+    rates = {  # per second of the window (dt 0.5 s): 1 / dt, and mean k / dt over the measured steps
+        "slow": {"alive": 2.0, "step_index": 5.0}, "forward": {"alive": 2.0, "step_index": 12.0},
+        "turn": {"alive": 2.0, "step_index": 5.0}, "all": {"alive": 2.0, "step_index": 22 / 3},
+    }
+    for name, expected_rates in rates.items():
+        assert rows[name]["reward_rates"] == pytest.approx(expected_rates, abs=1e-5), name
     for name in ("stand", "backward", "lateral", "walk_turn"):  # no sample: NaN, not 0
         assert rows[name]["n"] == 0 and math.isnan(rows[name]["vx_error"])
+        assert math.isnan(rows[name]["reward_rates"]["alive"])
+    table = format_reward_table(summarize(result)).splitlines()
+    assert table[0].split()[-1] == "all" and table[2].split()[:5] == ["alive", "nan", "2.000", "2.000", "nan"]
+    assert table[-1].split()[0] == "total" and float(table[-1].split()[-1]) == pytest.approx(2 + 22 / 3, abs=1e-3)
     assert list(rows) == [*NAMES, "all"]
 
 
@@ -228,7 +242,8 @@ def test_script_writes_the_table_as_csv_and_json(logs):
     assert 0 <= report["fall_rate"] <= 1 and 0 <= report["kick_fall_rate"] <= 1
     for row, line in zip(report["categories"], rows):
         assert row["category"] == line["category"] and int(line["n"]) == row["n"] and int(line["iteration"]) == 3
-        assert row["n"] > 0 and all(math.isfinite(row[m]) and row[m] >= 0 for m in row if m not in ("category", "n"))
+        assert row["n"] > 0 and all(math.isfinite(row[m]) and row[m] >= 0 for m in METRICS)
+        assert row["reward_rates"] and all(float(line[f"rew_{t}"]) == v for t, v in row["reward_rates"].items())
     assert sum(r["n"] for r in report["categories"][:-1]) == report["categories"][-1]["n"] <= 28
     forward = next(r for r in report["categories"] if r["category"] == "forward")
     assert forward["vx_error"] > 0.25  # an untrained policy does not walk at the commanded 0.5 m/s
@@ -272,6 +287,9 @@ def test_speed_sweep_writes_one_row_per_speed_with_pushes_off(logs, monkeypatch)
     folder = next((logs / "asimov_velocity").iterdir()) / "evaluation"
     rows = list(csv.DictReader((folder / "speed_sweep_model_3.csv").read_text().splitlines()))
     assert [r["category"] for r in rows] == ["vx=0", "vx=0.3"]
+    standing, moving_csv = rows  # reward terms per command: double support is paid only while moving,
+    assert float(standing["rew_double_support"]) == 0.0  # stand_still_feet only at a zero command
+    assert float(moving_csv["rew_stand_still_feet"]) == 0.0 and float(standing["rew_upright"]) > 0.0
     assert json.loads((folder / "speed_sweep_model_3.json").read_text())["envs_per_speed"] == 2
     moving = report["categories"][1]
     if moving["n"]:  # an untrained policy does not walk at 0.3 m/s

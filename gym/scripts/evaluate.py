@@ -23,7 +23,10 @@ falls, mean episode length and tracking errors per cell, and writes
 --speed_sweep V [V ...] runs a speed sweep instead: --envs_per_speed envs per forward command v_x = V
 [m/s] (v_y = w_z = 0), the same command all episode, pushes off, noise and friction as in training. The
 table (one row per speed) shows where the gait switches from standing (double support near 1) to
-stepping; written to <run folder>/evaluation/speed_sweep_model_<iteration>.csv and .json.
+stepping, and a second table gives each reward term's rate per speed [reward per second, scale
+included]: what pays for standing or stepping at each command. Written to
+<run folder>/evaluation/speed_sweep_model_<iteration>.csv and .json (the rates as rew_<term> columns;
+every evaluation's CSV and JSON carry them).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from gym.utils.evaluation import (  # noqa: E402
     command_ranges,
     describe_command,
     eval_problems,
+    format_reward_table,
     format_table,
     make_schedule,
     resolve_eval_task,
@@ -249,6 +253,8 @@ def evaluate_speed_sweep(args: Any, task: Any) -> dict[str, Any]:
     print()
     print(format_table(rows))
     print()
+    print(format_reward_table(rows))
+    print()
     print(f"iteration              {iteration}")
     print(f"falls                  {int(result.fell.sum())} / {env.num_envs} env-episodes, {conditions}")
     print(f"csv                    {csv_path}")
@@ -312,16 +318,21 @@ def evaluate(args: Any, task: Any = None) -> dict[str, Any]:
 
 
 def write_csv(path: Path, report: dict[str, Any]) -> Path:
-    """One line per category row: iteration, category, n, the metrics, fall_rate, kick_fall_rate."""
+    """One line per category row: iteration, category, n, the metrics, fall_rate, kick_fall_rate, then
+    `rew_<term>`: each reward term's rate [reward per second] (a row's `reward_rates`)."""
     from gym.rl.checkpoint import atomic_write_text
 
-    columns = ["iteration", "category", "n", *METRICS, "fall_rate", "kick_fall_rate"]
+    rows = report["categories"]
+    terms = list(rows[0].get("reward_rates", {})) if rows else []
+    columns = ["iteration", "category", "n", *METRICS, "fall_rate", "kick_fall_rate", *(f"rew_{t}" for t in terms)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in report["categories"]:
+    for row in rows:
+        rates = {f"rew_{t}": v for t, v in row.get("reward_rates", {}).items()}
+        metrics = {k: v for k, v in row.items() if k != "reward_rates"}
         writer.writerow({"iteration": report["iteration"], "fall_rate": report["fall_rate"],
-                         "kick_fall_rate": report["kick_fall_rate"], **row})
+                         "kick_fall_rate": report["kick_fall_rate"], **metrics, **rates})
     return atomic_write_text(path, buf.getvalue())
 
 

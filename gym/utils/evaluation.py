@@ -148,6 +148,8 @@ class RolloutResult:
     dt: float  # policy step [s]
     num_feet: int
     episode_steps: torch.Tensor  # (N,) long: policy steps of the episode (to its fall or time-out)
+    reward_sum: torch.Tensor  # (N, S, T) sum of each reward term's scale * dt * r_i (`env.reward_terms`)
+    reward_names: tuple[str, ...]  # the T terms, in `env.reward_scales` order
 
     @property
     def valid(self) -> torch.Tensor:
@@ -163,6 +165,10 @@ class RolloutResult:
         """(N, S, 3) measured velocity averaged over each window (NaN where the window is empty)."""
         return self.vel_sum / self.steps.unsqueeze(-1)
 
+    def reward_rates(self) -> torch.Tensor:
+        """(N, S, T) each reward term's mean rate over each window [reward per second, scale included]."""
+        return self.reward_sum / (self.steps.unsqueeze(-1) * self.dt)
+
     def errors(self) -> torch.Tensor:
         """(N, S, 3) |mean measured velocity - command|: v_x, v_y [m/s], w_z [rad/s]."""
         return (self.mean_velocity() - self.schedule.commands).abs()
@@ -177,7 +183,7 @@ class RolloutResult:
                             first.schedule.segment_steps, first.schedule.names)
         return RolloutResult(schedule, cat("vel_sum"), cat("steps"), cat("double_support_steps"), cat("touchdowns"),
                              cat("foot_speed_sum"), cat("alive"), cat("fell"), first.dt, first.num_feet,
-                             cat("episode_steps"))
+                             cat("episode_steps"), cat("reward_sum"), first.reward_names)
 
 
 def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: Schedule, settle_s: float,
@@ -204,6 +210,8 @@ def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: 
     zeros = lambda *shape, dtype=torch.float32: torch.zeros(*shape, device=dev, dtype=dtype)  # noqa: E731
     vel_sum, steps = zeros(n, num_segments, 3), zeros(n, num_segments)
     double_support, touchdowns, foot_speed = zeros(n, num_segments), zeros(n, num_segments), zeros(n, num_segments)
+    reward_names = tuple(env.reward_scales)
+    reward_sum = zeros(n, num_segments, len(reward_names))
     alive, fell = zeros(n, num_segments, dtype=torch.bool), zeros(n, dtype=torch.bool)
     ended, episode_steps = zeros(n, dtype=torch.bool), zeros(n, dtype=torch.long)
     if kicks is not None:
@@ -246,19 +254,21 @@ def rollout(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], schedule: 
                     double_support[:, j] += w * env.foot_contact.all(dim=1).float()
                     touchdowns[:, j] += w * env.first_contact.sum(dim=1).float()
                     foot_speed[:, j] += w * env.foot_vel[..., :2].norm(dim=-1).mean(dim=1)
+                    reward_sum[:, j] += w.unsqueeze(1) * env.reward_terms
                 if t == seg - 1:
                     alive[:, j] = ~fell
     finally:
         dr.push_robots = pushes
     return RolloutResult(schedule, vel_sum, steps, double_support, touchdowns, foot_speed, alive, fell.clone(),
-                         dt, num_feet, episode_steps)
+                         dt, num_feet, episode_steps, reward_sum, reward_names)
 
 
 def summarize(result: RolloutResult) -> list[dict[str, Any]]:
     """One row per category (in `CATEGORIES` order) and a final "all" row, pooled over the valid
     (env, segment) samples: `n` samples; mean |error| of v_x, v_y [m/s] and w_z [rad/s]; the
     fraction of steps with every foot in contact (`double_support`); touchdowns per foot per
-    second; mean horizontal foot speed [m/s]. A category without samples has NaN metrics."""
+    second; mean horizontal foot speed [m/s]; `reward_rates`: per reward term, its mean rate [reward
+    per second, scale included]. A category without samples has NaN metrics."""
     valid = result.valid.cpu()
     steps = result.steps.cpu().clamp(min=1)
     per_sample = torch.cat([
@@ -267,13 +277,16 @@ def summarize(result: RolloutResult) -> list[dict[str, Any]]:
         (result.touchdowns.cpu() / (steps * result.dt * result.num_feet)).unsqueeze(-1),
         (result.foot_speed_sum.cpu() / steps).unsqueeze(-1),
     ], dim=-1)  # (N, S, len(METRICS))
+    rates = result.reward_rates().cpu().nan_to_num(0.0)  # (N, S, T)
     categories = result.schedule.categories.cpu()
     rows = []
     for i, name in enumerate([*result.schedule.names, "all"]):
         mask = valid & (categories == i) if name != "all" else valid
         count = int(mask.sum())
         means = per_sample[mask].mean(dim=0) if count else torch.full((len(METRICS),), float("nan"))
-        rows.append({"category": name, "n": count, **{m: round(float(v), 6) for m, v in zip(METRICS, means)}})
+        term_means = rates[mask].mean(dim=0) if count else torch.full((rates.shape[-1],), float("nan"))
+        rows.append({"category": name, "n": count, **{m: round(float(v), 6) for m, v in zip(METRICS, means)},
+                     "reward_rates": {t: round(float(v), 6) for t, v in zip(result.reward_names, term_means)}})
     return rows
 
 
@@ -286,6 +299,19 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['category']:<11}{r['n']:>6}{r['vx_error']:>12.3f}{r['vy_error']:>12.3f}"
                      f"{r['wz_error']:>14.3f}{r['double_support']:>16.2f}{r['touchdowns_per_s']:>14.2f}"
                      f"{r['foot_speed']:>16.3f}")
+    return "\n".join(lines)
+
+
+def format_reward_table(rows: list[dict[str, Any]]) -> str:
+    """The `reward_rates` of the rows of `summarize` as a text table: one line per reward term, one
+    column per row (category), and a total line. Shows which terms pay for a gait at each command."""
+    names = list(rows[0]["reward_rates"]) if rows else []
+    width = max([len("reward rate [1/s]"), *map(len, names)]) + 2
+    head = f"{'reward rate [1/s]':<{width}}" + "".join(f"{r['category']:>11}" for r in rows)
+    lines = [head, "-" * len(head)]
+    for t in names:
+        lines.append(f"{t:<{width}}" + "".join(f"{r['reward_rates'][t]:>11.3f}" for r in rows))
+    lines.append(f"{'total':<{width}}" + "".join(f"{sum(r['reward_rates'].values()):>11.3f}" for r in rows))
     return "\n".join(lines)
 
 

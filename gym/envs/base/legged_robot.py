@@ -150,6 +150,8 @@ class LeggedRobot(LeggedRewardsMixin):
         # (N, terms) running episode sums; `episode_sums[name]` are column views of it
         self._episode_sums = torch.zeros(self.num_envs, len(self.reward_scales), device=self.device)
         self.episode_sums = {k: self._episode_sums[:, i] for i, k in enumerate(self.reward_scales)}
+        # (N, terms) scale * dt * r_i of the last step, columns in `reward_scales` order
+        self.reward_terms = torch.zeros(self.num_envs, len(self.reward_scales), device=self.device)
 
     def _apply_startup_randomization(self) -> None:
         """Per-env robot parameters drawn once from the nominal model (gym/envs/base/domain_rand.py:
@@ -328,6 +330,7 @@ class LeggedRobot(LeggedRewardsMixin):
             self.rew_buf = torch.zeros(self.num_envs, device=self.device)
             return
         scaled = torch.stack(terms, dim=1) * self._reward_scale_vec  # (N, terms)
+        self.reward_terms = scaled
         self.rew_buf = scaled.sum(dim=1)
         self._episode_sums += scaled
         if self.cfg.rewards.only_positive_rewards:
