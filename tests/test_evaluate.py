@@ -223,6 +223,31 @@ def test_evaluation_restores_training_noise_friction_pushes_and_ranges(logs, mon
     assert off.env_cfg.domain_rand.push_robots is False and off.env_cfg.noise.add_noise  # a --set wins
 
 
+def test_evaluation_takes_the_training_conditions_the_run_saved(logs, monkeypatch, tmp_path):
+    import shutil
+
+    import yaml
+
+    import gym
+    from gym.utils.cli import get_args
+    from gym.utils.evaluation import resolve_eval_task
+
+    run = tmp_path / "asimov_velocity" / "2026-01-02_00-00-00_b"  # trained with --set overrides
+    run.mkdir(parents=True)
+    shutil.copy(next((logs / "asimov_velocity").glob("*/model_3.pt")), run / "model_3.pt")
+    saved = {"domain_rand": {"max_push_vel_xy": 0.5, "push_interval_s": [2.0, 5.0]}, "noise": {"add_noise": False},
+             "commands": {"ranges": {"lin_vel_x": [-0.3, 0.6]}}, "no_longer_a_group": {"x": 1}}
+    (run / "env_cfg.yaml").write_text(yaml.safe_dump(saved))
+    monkeypatch.setattr(gym, "LOGS_DIR", tmp_path)
+    script = load_script()
+    cfg = resolve_eval_task(get_args(SMALL, extra=script.EVAL_ARGS)).env_cfg
+    assert cfg.domain_rand.max_push_vel_xy == 0.5 and cfg.domain_rand.push_interval_s == [2.0, 5.0]
+    assert cfg.noise.add_noise is False and cfg.commands.ranges.lin_vel_x == [-0.3, 0.6]
+    assert cfg.domain_rand.push_robots is True  # not in the saved file: the task's value
+    flags = [*SMALL, "domain_rand.max_push_vel_xy=1.0"]  # this evaluation's --set wins over the run's
+    assert resolve_eval_task(get_args(flags, extra=script.EVAL_ARGS)).env_cfg.domain_rand.max_push_vel_xy == 1.0
+
+
 def test_script_writes_the_table_as_csv_and_json(logs):
     env = {**os.environ, "LEGGED_GYM_LOGS_DIR": str(logs), "OMP_NUM_THREADS": "1"}
     # pushes off: an untrained policy stands still until pushed over, so every category gets samples

@@ -318,17 +318,25 @@ def format_reward_table(rows: list[dict[str, Any]]) -> str:
 def resolve_eval_task(args: Any, registry: Any = None) -> Any:
     """`resolve_task_cfgs(args, for_play=True)` (the checkpoint, its policy shape, the flags), then
     training's conditions put back: observation noise (`noise`), domain randomization with friction
-    and pushes (`domain_rand`) and the command ranges (to clip the schedule to), all from the task's
-    training config with the same flags and `--set` applied; then validated again.
+    and pushes (`domain_rand`) and the command ranges (to clip the schedule to). They come from the
+    task's training config with the checkpoint's run folder `env_cfg.yaml` applied (what that run
+    trained with, its `--set` overrides included), then this evaluation's flags and `--set`; then
+    everything is validated again.
 
     Returns the `ResolvedTask`; raises what `resolve_task_cfgs` raises (SETUP_ERRORS).
     """
+    import yaml
+
     from gym.utils.cli import update_cfgs_from_args
+    from gym.utils.export import apply_saved_cfg
     from gym.utils.task_registry import resolve_sim_device, resolve_task_cfgs, task_registry
     from gym.utils.validation import ConfigError, config_problems
 
     task = resolve_task_cfgs(args, for_play=True, registry=registry)
     train_env_cfg, train_cfg = (registry or task_registry).get_cfgs(task.name, sim_device=resolve_sim_device(args))
+    saved = task.load_path.parent / "env_cfg.yaml" if task.load_path is not None else None
+    if saved is not None and saved.is_file():
+        apply_saved_cfg(train_env_cfg, yaml.safe_load(saved.read_text()) or {})
     train_env_cfg, _ = update_cfgs_from_args(train_env_cfg, train_cfg, args)
     cfg = task.env_cfg
     cfg.noise, cfg.domain_rand = train_env_cfg.noise, train_env_cfg.domain_rand
