@@ -323,13 +323,13 @@ def write_csv(path: Path, report: dict[str, Any]) -> Path:
     from gym.rl.checkpoint import atomic_write_text
 
     rows = report["categories"]
-    terms = list(rows[0].get("reward_rates", {})) if rows else []
+    terms = list(rows[0]["reward_rates"]) if rows else []
     columns = ["iteration", "category", "n", *METRICS, "fall_rate", "kick_fall_rate", *(f"rew_{t}" for t in terms)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        rates = {f"rew_{t}": v for t, v in row.get("reward_rates", {}).items()}
+        rates = {f"rew_{t}": v for t, v in row["reward_rates"].items()}
         metrics = {k: v for k, v in row.items() if k != "reward_rates"}
         writer.writerow({"iteration": report["iteration"], "fall_rate": report["fall_rate"],
                          "kick_fall_rate": report["kick_fall_rate"], **metrics, **rates})

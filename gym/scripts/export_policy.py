@@ -22,13 +22,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 from gym.rl.checkpoint import CheckpointError, peek_checkpoint  # noqa: E402
 from gym.utils.export import (  # noqa: E402
     EXPORT_DIR,
     ExportError,
-    apply_saved_cfg,
+    apply_saved_env_cfg,
     export_checkpoint,
     max_abs_diff,
     policy_metadata,
@@ -66,9 +65,7 @@ def build_metadata_env(task: str, run_dir: Path) -> tuple[Any, Any]:
     from gym.utils.task_registry import use_saved_policy_shape
 
     env_cfg, train_cfg = task_registry.get_cfgs(task, "cpu")
-    saved = run_dir / "env_cfg.yaml"
-    if saved.is_file():
-        apply_saved_cfg(env_cfg, yaml.safe_load(saved.read_text()) or {})
+    apply_saved_env_cfg(env_cfg, run_dir)
     use_saved_policy_shape(train_cfg, run_dir / "train_cfg.yaml")
     env_cfg.env.num_envs = 1
     env = task_registry.get_task_class(task)(env_cfg, sim_device="cpu", physics="mujoco")

@@ -325,18 +325,15 @@ def resolve_eval_task(args: Any, registry: Any = None) -> Any:
 
     Returns the `ResolvedTask`; raises what `resolve_task_cfgs` raises (SETUP_ERRORS).
     """
-    import yaml
-
     from gym.utils.cli import update_cfgs_from_args
-    from gym.utils.export import apply_saved_cfg
+    from gym.utils.export import apply_saved_env_cfg
     from gym.utils.task_registry import resolve_sim_device, resolve_task_cfgs, task_registry
     from gym.utils.validation import ConfigError, config_problems
 
     task = resolve_task_cfgs(args, for_play=True, registry=registry)
     train_env_cfg, train_cfg = (registry or task_registry).get_cfgs(task.name, sim_device=resolve_sim_device(args))
-    saved = task.load_path.parent / "env_cfg.yaml" if task.load_path is not None else None
-    if saved is not None and saved.is_file():
-        apply_saved_cfg(train_env_cfg, yaml.safe_load(saved.read_text()) or {})
+    if task.load_path is not None:
+        apply_saved_env_cfg(train_env_cfg, task.load_path.parent)
     train_env_cfg, _ = update_cfgs_from_args(train_env_cfg, train_cfg, args)
     cfg = task.env_cfg
     cfg.noise, cfg.domain_rand = train_env_cfg.noise, train_env_cfg.domain_rand

@@ -289,6 +289,18 @@ def apply_saved_cfg(cfg: Any, saved: Mapping[str, Any]) -> None:
             setattr(cfg, key, value)
 
 
+def apply_saved_env_cfg(cfg: Any, run_dir: Path) -> bool:
+    """Apply the run folder's `env_cfg.yaml` (what that run trained with, `--set` overrides included)
+    onto env config `cfg` with `apply_saved_cfg`; False (cfg untouched) when the run has no such file."""
+    import yaml
+
+    saved = Path(run_dir) / "env_cfg.yaml"
+    if not saved.is_file():
+        return False
+    apply_saved_cfg(cfg, yaml.safe_load(saved.read_text()) or {})
+    return True
+
+
 def _run_git_commit(run_dir: Path) -> str:
     saved = run_dir / "git_commit.txt"
     if saved.is_file():
