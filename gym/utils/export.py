@@ -15,7 +15,8 @@
 The metadata (`policy_metadata(env)` plus the checkpoint's iteration and the run's git commit) holds
 the joints in action order with Kp, Kd, effort limits, armature, default positions and per-joint
 action scales; the observation terms with dims, scales and slices in order; dt, sim_dt, decimation;
-the command ranges; clip values; what the policy computes. `read_metadata` reads it back from any of
+the command ranges; clip values; what the policy computes; for a policy that observes `gait_phase`, the
+clock the firmware must run (`gait_clock`). `read_metadata` reads it back from any of
 the three files or an `exported/` / run folder; an unreadable file raises `ExportError` naming it.
 """
 
@@ -147,6 +148,19 @@ def policy_metadata(env: Any, task: str | None = None) -> dict[str, Any]:
         "observation_normalizer": "folded into the policy: feed the scaled observation as the env builds it",
         "input_name": "obs",
         "output_name": "actions",
+        **({"gait_clock": gait_clock_metadata(cfg)} if "gait_phase" in group.terms else {}),
+    }
+
+
+def gait_clock_metadata(cfg: Any) -> dict[str, Any]:
+    """What firmware needs to build the `gait_phase` observation (Asimov's `cfg.gait`): its period [s],
+    the command-speed gate [m/s + rad/s] and the rule in words."""
+    return {
+        "period_s": float(cfg.gait.period),
+        "command_threshold": float(cfg.rewards.command_threshold),
+        "rule": "phase starts anywhere in [0, 1) and advances by dt / period_s every policy step, modulo 1; "
+                "gait_phase = [sin(2 pi phase), cos(2 pi phase)] while |cmd_vx, cmd_vy| + |cmd_wz| > "
+                "command_threshold, else [0, 0]",
     }
 
 

@@ -9,6 +9,8 @@ A robot declares its contract as `class contract` in its env config (Asimov: `As
 - `default_joint_pos`: joint name -> angle [rad] (the action offset), compared exactly.
 - `policy_rate_hz`, `motor_rate_hz`: 1 / dt and 1 / sim_dt; the hold is `motor / policy` ticks.
 - `required_metadata`: keys the firmware reads from the metadata (each must be present).
+- `gait_clock` (optional): {"period_s", "command_threshold"} of the `gait_phase` clock the firmware runs,
+  compared with the export's `gait_clock` to 1e-9.
 - `notes`: lines printed under the table (e.g. the IMU mounting, which the policy cannot show).
 
 `contract_rows(metadata, contract)` compares item by item; `format_table` prints them; a row with
@@ -78,6 +80,12 @@ def contract_rows(meta: dict[str, Any], contract: Any) -> list[Row]:
     rows.append(Row("observation size", total, meta.get("num_obs"), meta.get("num_obs") == total,
                     "" if meta.get("num_obs") == total else f"policy input has {meta.get('num_obs')} floats, "
                     f"contract {total}"))
+
+    for key, want in (c.get("gait_clock") or {}).items():
+        have = (meta.get("gait_clock") or {}).get(key)
+        ok = _close(have, want, 1e-9)
+        rows.append(Row(f"gait clock {key}", want, have, ok,
+                        "" if ok else f"gait clock {key} is {have!r}, contract {want!r}"))
 
     joints, want_joints = list(meta.get("joint_names", [])), list(c["joint_names"])
     ok = joints == want_joints

@@ -27,6 +27,18 @@ class Asimov(LeggedRobot):
         self.last_swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # of the last landing
         self.feet_contact_time = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [s] in the current stance
         self._angmom_cols = self.robot.sensor("root_angmom")
+        g = self.cfg.gait
+        if not g.period > 0.0 or not 0.0 < g.stance_fraction < 1.0 or len(g.offsets) != self.num_feet:
+            raise ValueError(f"gait: need period > 0 [s], 0 < stance_fraction < 1 and one offset per foot "
+                             f"({self.num_feet}, asset.foot_bodies order); got period={g.period}, "
+                             f"stance_fraction={g.stance_fraction}, offsets={list(g.offsets)}")
+        self.gait_offsets = torch.tensor(g.offsets, dtype=torch.float, device=dev)  # (num_feet,) [cycles]
+        self.gait_phase = torch.rand(self.num_envs, device=dev)  # (N,) in [0, 1) cycles
+
+    def post_physics_step(self) -> None:
+        """Advance the gait clock by one policy step (dt / gait.period cycles), then the base step."""
+        self.gait_phase = torch.remainder(self.gait_phase + self.dt / self.cfg.gait.period, 1.0)
+        super().post_physics_step()
 
     def command_speed(self) -> torch.Tensor:
         """s = |cmd_xy| + |cmd_wz| (§9), (num_envs,)."""
@@ -52,6 +64,18 @@ class Asimov(LeggedRobot):
         self.swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
         self.last_swing_peak.masked_fill_(mask.unsqueeze(1), 0.0)
         self.feet_contact_time.masked_fill_(mask.unsqueeze(1), 0.0)
+        self.gait_phase = torch.where(mask, torch.rand_like(self.gait_phase), self.gait_phase)
+
+    # -- gait clock (not §9 / §16; cfg.gait) -----------------------------------------------------------
+    def gait_stance(self) -> torch.Tensor:
+        """(num_envs, num_feet) bool: the clock's stance feet, (phase + offset_foot) mod 1 < stance_fraction."""
+        return torch.remainder(self.gait_phase.unsqueeze(1) + self.gait_offsets, 1.0) < self.cfg.gait.stance_fraction
+
+    def _obs_gait_phase(self) -> torch.Tensor:
+        """(num_envs, 2) [sin 2 pi phase, cos 2 pi phase] while s > command_threshold, [0, 0] at a zero
+        command: the firmware advances phase by 0.02 s / gait.period per policy step, wrapping at 1."""
+        angle = 2.0 * torch.pi * self.gait_phase
+        return torch.stack((torch.sin(angle), torch.cos(angle)), dim=1) * self._moving().unsqueeze(1)
 
     # -- §9 terms ---------------------------------------------------------------------------------
     def _reward_track_linear_velocity(self) -> torch.Tensor:
@@ -142,6 +166,12 @@ class Asimov(LeggedRobot):
         or twists on both feet when told to move pays it every step; one that steps pays only its short
         double-support phases. Off at a zero command, where `stand_still_feet` wants both feet down."""
         return torch.all(self.foot_contact, dim=1).float() * self._moving()
+
+    def _reward_gait_contact(self) -> torch.Tensor:
+        """Number of feet whose contact matches the clock's stance (`gait_stance`) while s > 0.05 (not
+        §9; unitree_rl_gym's `contact` term). 0 at a zero command, where `stand_still_feet` rules."""
+        match = (self.foot_contact == self.gait_stance()).float()
+        return torch.sum(match, dim=1) * self._moving()
 
     def _reward_soft_landing(self) -> torch.Tensor:
         """sum_feet at a landing |F_contact| [N] while s > 0.05 (§9 soft_landing): the net contact

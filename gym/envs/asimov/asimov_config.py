@@ -186,6 +186,7 @@ class AsimovCfg(LeggedRobotCfg):
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
+            gait_contact = 0.0  # see class gait
             termination = -0.0
 
         only_positive_rewards = False
@@ -235,6 +236,15 @@ class AsimovCfg(LeggedRobotCfg):
 
     class sim(LeggedRobotCfg.sim):
         dt = 0.005  # §6
+
+    class gait:
+        """Gait clock (not §9 / §16, issue 8): the `gait_phase` observation and `gait_contact` reward. Off
+        unless those are listed in env.observations and rewards.scales. Each foot is in stance while
+        (phase + offset) mod 1 < stance_fraction: alternating feet, both down 2 x (0.6 - 0.5) = 20 % of a cycle."""
+
+        period = 0.6  # [s] one stride; the clock-free policies stepped ~1.7-2.0 times per foot per second
+        stance_fraction = 0.6
+        offsets = [0.0, 0.5]  # [cycles] per foot, asset.foot_bodies order (left, right)
 
     class contract:
         """§16 firmware contract, checked on exported policies by gym/scripts/check_firmware_contract.py
