@@ -236,7 +236,10 @@ def test_evaluation_takes_the_training_conditions_the_run_saved(logs, monkeypatc
     run.mkdir(parents=True)
     shutil.copy(next((logs / "asimov_velocity").glob("*/model_3.pt")), run / "model_3.pt")
     saved = {"domain_rand": {"max_push_vel_xy": 0.5, "push_interval_s": [2.0, 5.0]}, "noise": {"add_noise": False},
-             "commands": {"ranges": {"lin_vel_x": [-0.3, 0.6]}}, "no_longer_a_group": {"x": 1}}
+             "commands": {"ranges": {"lin_vel_x": [-0.3, 0.6]}}, "no_longer_a_group": {"x": 1},
+             "env": {"observations": ["commands", "dof_pos", "gait_phase"], "num_envs": 4096},
+             "normalization": {"obs_scales": {"dof_vel": 0.1}}, "gait": {"period": 0.7},
+             "rewards": {"scales": {"gait_contact": 0.7}}}
     (run / "env_cfg.yaml").write_text(yaml.safe_dump(saved))
     monkeypatch.setattr(gym, "LOGS_DIR", tmp_path)
     script = load_script()
@@ -244,6 +247,10 @@ def test_evaluation_takes_the_training_conditions_the_run_saved(logs, monkeypatc
     assert cfg.domain_rand.max_push_vel_xy == 0.5 and cfg.domain_rand.push_interval_s == [2.0, 5.0]
     assert cfg.noise.add_noise is False and cfg.commands.ranges.lin_vel_x == [-0.3, 0.6]
     assert cfg.domain_rand.push_robots is True  # not in the saved file: the task's value
+    # what the policy observes comes from the run too (play's resolution), and the rewards it was paid
+    assert cfg.env.observations == ["commands", "dof_pos", "gait_phase"] and cfg.env.num_envs == 7
+    assert cfg.normalization.obs_scales.dof_vel == 0.1 and cfg.gait.period == 0.7
+    assert cfg.rewards.scales.gait_contact == 0.7
     flags = [*SMALL, "domain_rand.max_push_vel_xy=1.0"]  # this evaluation's --set wins over the run's
     assert resolve_eval_task(get_args(flags, extra=script.EVAL_ARGS)).env_cfg.domain_rand.max_push_vel_xy == 1.0
 

@@ -318,7 +318,8 @@ def format_reward_table(rows: list[dict[str, Any]]) -> str:
 def resolve_eval_task(args: Any, registry: Any = None) -> Any:
     """`resolve_task_cfgs(args, for_play=True)` (the checkpoint, its policy shape, the flags), then
     training's conditions put back: observation noise (`noise`), domain randomization with friction
-    and pushes (`domain_rand`) and the command ranges (to clip the schedule to). They come from the
+    and pushes (`domain_rand`), the reward terms (`rewards`, for the reward-rate table) and the command
+    ranges (to clip the schedule to); play's resolution already took the run's observation terms. They come from the
     task's training config with the checkpoint's run folder `env_cfg.yaml` applied (what that run
     trained with, its `--set` overrides included), then this evaluation's flags and `--set`; then
     everything is validated again.
@@ -336,7 +337,7 @@ def resolve_eval_task(args: Any, registry: Any = None) -> Any:
         apply_saved_env_cfg(train_env_cfg, task.load_path.parent)
     train_env_cfg, _ = update_cfgs_from_args(train_env_cfg, train_cfg, args)
     cfg = task.env_cfg
-    cfg.noise, cfg.domain_rand = train_env_cfg.noise, train_env_cfg.domain_rand
+    cfg.noise, cfg.domain_rand, cfg.rewards = train_env_cfg.noise, train_env_cfg.domain_rand, train_env_cfg.rewards
     cfg.commands.ranges = train_env_cfg.commands.ranges
     problems = config_problems(task.task_class, cfg, task.train_cfg)
     if problems:

@@ -196,6 +196,8 @@ def resolve_task_cfgs(args: Any, for_play: bool = False, registry: TaskRegistry 
         load_path = get_load_path(logs / r.experiment_name, r.load_run, r.checkpoint)
         if for_play:
             use_saved_policy_shape(train_cfg, load_path.parent / "train_cfg.yaml")
+    if for_play and load_path is not None:
+        use_saved_observations(env_cfg, load_path.parent / "env_cfg.yaml")
     if load_path is not None:
         problems = checkpoint_problems(load_path, env_cfg, train_cfg)
         if problems:
@@ -285,4 +287,23 @@ def use_saved_policy_shape(train_cfg: Any, saved_cfg: Path) -> bool:
             setattr(train_cfg.policy, key, value)
     if "empirical_normalization" in saved.get("runner", {}):
         train_cfg.runner.empirical_normalization = saved["runner"]["empirical_normalization"]
+    return True
+
+
+def use_saved_observations(env_cfg: Any, saved_cfg: Path) -> bool:
+    """Play a checkpoint with the observations its run trained with (e.g. `--set env.observations=...`):
+    `env.observations`, `env.critic_observations`, `normalization` (scales, clips) and, where the
+    config has one, the `gait` clock, from the run's `saved_cfg` (env_cfg.yaml). False when there is
+    no such file (the registered task's observations stay)."""
+    from gym.utils.export import apply_saved_cfg
+
+    if not saved_cfg.is_file():
+        return False
+    saved = yaml.safe_load(saved_cfg.read_text()) or {}
+    for key in ("observations", "critic_observations"):
+        if key in saved.get("env", {}):
+            setattr(env_cfg.env, key, list(saved["env"][key]))
+    for group in ("normalization", "gait"):
+        if isinstance(saved.get(group), dict) and hasattr(env_cfg, group):
+            apply_saved_cfg(getattr(env_cfg, group), saved[group])
     return True
