@@ -52,7 +52,8 @@ def set_state(env, ids, quat=(1, 0, 0, 0), ang_vel=(0, 0, 0), dof_offset=None, d
     env._refresh_state()
 
 
-def test_policy_observation_is_the_45_float_firmware_contract(env):
+def test_policy_observation_is_the_firmware_contract(env):
+    """§16's 45 floats, then the 2-float gait clock (issue 8)."""
     env.reset()
     yaw90 = (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4))
     roll = 0.3
@@ -63,9 +64,10 @@ def test_policy_observation_is_the_45_float_firmware_contract(env):
     set_state(env, [0], quat=tuple(q), ang_vel=(1.0, -0.5, 0.25), dof_offset=offset, dof_vel=dof_vel)
     env.commands[0] = torch.tensor([0.3, -0.2, 0.1, 0.0])
     env.actions[0] = torch.linspace(-1, 1, 12)
+    env.gait_phase[0] = 0.125
     env.compute_observations()
     obs = env.obs_buf[0]
-    assert obs.shape == (45,) and env.num_obs == 45
+    assert obs.shape == (47,) and env.num_obs == 47
     # 0-2: gyro, BODY frame (a yawed robot spinning about its own x reads x), x 0.25
     torch.testing.assert_close(obs[0:3], 0.25 * torch.tensor([1.0, -0.5, 0.25]), atol=1e-5, rtol=0)
     # 3-5: gravity in the body frame, checked against MuJoCo's own quaternion rotation
@@ -79,11 +81,12 @@ def test_policy_observation_is_the_45_float_firmware_contract(env):
     torch.testing.assert_close(obs[9:21], offset, atol=1e-5, rtol=0)  # q - q_default
     torch.testing.assert_close(obs[21:33], 0.05 * dof_vel, atol=1e-5, rtol=0)  # qd x 0.05
     torch.testing.assert_close(obs[33:45], torch.linspace(-1, 1, 12))  # previous raw action
+    torch.testing.assert_close(obs[45:47], torch.tensor([math.sqrt(0.5)] * 2))  # clock at 1/8 cycle, moving
 
 
 def test_noise_vector_is_derived_from_the_term_list(env):
     noise = env.obs_group.noise_vec
-    expected = [0.2] * 3 + [0.05] * 3 + [0.0] * 3 + [0.01] * 12 + [1.5] * 12 + [0.0] * 12
+    expected = [0.2] * 3 + [0.05] * 3 + [0.0] * 3 + [0.01] * 12 + [1.5] * 12 + [0.0] * 12 + [0.0] * 2
     torch.testing.assert_close(noise, torch.tensor(expected))
     cfg = make_cfg()
     cfg.noise.add_noise = True
@@ -102,8 +105,8 @@ def test_noise_vector_is_derived_from_the_term_list(env):
 
 def test_critic_gets_privileged_terms(env):
     critic = env.critic_group
-    assert env.num_privileged_obs == 45 + 3 + 2 + 2 + 2 + 6 + 1
-    assert list(critic.slices)[:6] == env.cfg.env.observations
+    assert env.num_privileged_obs == 47 + 3 + 2 + 2 + 2 + 6 + 1
+    assert list(critic.slices)[:7] == env.cfg.env.observations
     env.reset()
     p = env.privileged_obs_buf  # contacts are acceleration-stage sensors: 0 right after a reset
     torch.testing.assert_close(p[:, critic.slices["foot_contact"]], torch.zeros(N, 2))

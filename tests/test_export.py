@@ -86,7 +86,7 @@ def test_onnx_graph_has_opset_17_plus_and_a_dynamic_batch(exported):
     model = onnx.load(str(exported[2]["onnx"]))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     dims = model.graph.input[0].type.tensor_type.shape.dim
-    assert model.graph.input[0].name == "obs" and dims[0].dim_param and dims[1].dim_value == 45
+    assert model.graph.input[0].name == "obs" and dims[0].dim_param and dims[1].dim_value == 47
     assert model.graph.output[0].name == "actions"
 
 
@@ -106,8 +106,9 @@ def test_metadata_equals_the_config_at_full_precision(exported):
     assert meta["action_scale"][0] != round(meta["action_scale"][0], 3)  # full precision kept
     assert meta["default_joint_pos"] == [cfg.init_state.default_joint_angles[j] for j in joints]
     assert meta["observation_names"] == cfg.env.observations
-    assert meta["observation_dims"] == [3, 3, 3, 12, 12, 12]
-    assert meta["observation_slices"][2] == [6, 9] and meta["num_obs"] == 45
+    assert meta["observation_dims"] == [3, 3, 3, 12, 12, 12, 2]  # §16's 45 floats + the gait clock
+    assert meta["observation_slices"][2] == [6, 9] and meta["num_obs"] == 47
+    assert meta["gait_clock"]["period_s"] == cfg.gait.period
     assert meta["observation_scales"] == [getattr(cfg.normalization.obs_scales, t) for t in cfg.env.observations]
     assert meta["dt"] == cfg.sim.dt * cfg.control.decimation and meta["sim_dt"] == cfg.sim.dt
     assert meta["decimation"] == 4
@@ -131,7 +132,7 @@ def test_the_asimov_export_meets_the_firmware_contract(exported):
 
 def test_a_wrong_config_fails_the_contract_naming_each_deviation(exported, tmp_path):
     _, runner, paths = exported
-    swapped = ["base_ang_vel", "commands", "projected_gravity", "dof_pos", "dof_vel", "actions"]
+    swapped = ["base_ang_vel", "commands", "projected_gravity", "dof_pos", "dof_vel", "actions", "gait_phase"]
     env, _ = make_env(**{"env.observations": swapped, "control.action_scale": 0.5})
     wrong = export_checkpoint(paths["onnx"].parents[1] / "model_5.pt", policy_metadata(env), tmp_path)
     code, report = check_firmware_contract.check(wrong["onnx"])

@@ -228,7 +228,7 @@ def test_observations_after_pushes_and_resets_agree_between_backends():
         env.episode_length_buf[1] = env.max_episode_length - 3  # env 1 times out (reset) at step 3
         envs[backend] = env
     c, w = envs["mujoco"], envs["warp"]
-    physical = [i for i in range(45) if not 6 <= i < 9]  # commands are drawn per env instance
+    physical = [i for i in range(45) if not 6 <= i < 9]  # commands, gait clock (45-46): per instance
     for k in range(8):
         for env in (c, w):
             torch.manual_seed(k)  # the same push draws on both

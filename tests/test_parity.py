@@ -60,7 +60,7 @@ def test_200_physics_steps_agree_with_contacts():
         contact_changes += int((c.foot_contact != previous).sum())
         previous = c.foot_contact.clone()
     assert contact_changes >= 4  # feet lift off and land, so the contact check is not vacuous
-    physical = [i for i in range(45) if not 6 <= i < 9]  # commands are drawn per env instance
+    physical = [i for i in range(45) if not 6 <= i < 9]  # commands, gait clock (45-46): per instance
     torch.testing.assert_close(c.obs_buf[:, physical], w.obs_buf[:, physical], atol=5e-3, rtol=0)
 
 

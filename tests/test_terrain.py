@@ -344,5 +344,5 @@ def test_asimov_rough_task_is_registered_and_keeps_the_firmware_observation():
     assert task_registry.get_task_class("asimov_rough") is Asimov
     env, _ = task_registry.make_env("asimov_rough", SimpleNamespace(physics="mujoco", sim_device="cpu"),
                                     env_cfg=small_cfg(n=2))
-    assert env.num_obs == 45 and env.critic_group.slices["height_scan"] == slice(
+    assert env.num_obs == 47 and env.critic_group.slices["height_scan"] == slice(
         env.num_privileged_obs - 187, env.num_privileged_obs)

@@ -53,10 +53,11 @@ class AsimovCfg(LeggedRobotCfg):
         num_envs = 4096
         num_actions = 12
         episode_length_s = 20.0
-        # §16 firmware contract: 45 floats, this order. No base_lin_vel (the robot cannot measure it).
-        observations = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions"]
+        # §16 firmware contract: 45 floats, this order, plus the gait clock (2 floats, issue 8; see class gait).
+        # No base_lin_vel (the robot cannot measure it).
+        observations = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions", "gait_phase"]
         critic_observations = [
-            "base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions",
+            "base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions", "gait_phase",
             "base_lin_vel", "foot_height", "feet_air_time", "foot_contact", "foot_contact_forces", "friction",
         ]
 
@@ -186,7 +187,14 @@ class AsimovCfg(LeggedRobotCfg):
             # §9's self_collisions (-1.0) cannot fire: the model's collision geoms have contype 0, so
             # no self contacts exist. legged_gym's knee / hip-yaw ground contact stands in for it.
             collision = -1.0
-            gait_contact = 0.0  # see class gait
+            # Not in §9: feet in contact when the gait clock says stance (unitree_rl_gym's `contact`), with the clock
+            # in the policy's observation (class gait). Issue 8: every clock-free run (K, L, M, N, O, P, Q, R) stood at
+            # 0.1 m/s (both feet down 88-98 %) though stepping there earns more; their commands 0 and 0.1 differ by one
+            # small input. With the clock, 60 min, against K (1293 it; with pushes |e_vx|/|e_vy| forward .101/.094,
+            # turn in place |e_wz| .168): at 1.0 (run S, 1219 it) it stepped at 0.1 m/s (both feet down 6 %) but turned
+            # worse (|e_wz| .216, forward |e_vx| .125); at 0.3 (run T, 1338 it) it steps at 0.1 m/s (5 %), |e_vx| < .1
+            # in every category, turn |e_wz| .136, falls 0.9 %, 1.8 % under 1.0 m/s kicks; |e_vy| .10-.12 with pushes.
+            gait_contact = 0.3
             termination = -0.0
 
         only_positive_rewards = False
@@ -226,6 +234,7 @@ class AsimovCfg(LeggedRobotCfg):
         class obs_scales(LeggedRobotCfg.normalization.obs_scales):
             # The inherited scales are §16's (gyro 0.25, joint velocity 0.05, the rest 1).
             base_lin_vel = 1.0  # critic only (§7)
+            gait_phase = 1.0  # the gait clock's sin, cos (not §16)
 
     class noise(LeggedRobotCfg.noise):
         class noise_scales(LeggedRobotCfg.noise.noise_scales):  # §7, physical units, before scaling
@@ -238,9 +247,11 @@ class AsimovCfg(LeggedRobotCfg):
         dt = 0.005  # §6
 
     class gait:
-        """Gait clock (not §9 / §16, issue 8): the `gait_phase` observation and `gait_contact` reward. Off
-        unless those are listed in env.observations and rewards.scales. Each foot is in stance while
-        (phase + offset) mod 1 < stance_fraction: alternating feet, both down 2 x (0.6 - 0.5) = 20 % of a cycle."""
+        """Gait clock (not §9 / §16, issue 8): the `gait_phase` observation (sin, cos of the phase; 0 at a zero
+        command) and the `gait_contact` reward. The firmware runs the same clock (contract.gait_clock). Each
+        foot is in stance while (phase + offset) mod 1 < stance_fraction: alternating feet, both down
+        2 x (0.6 - 0.5) = 20 % of a cycle. Without "gait_phase" in env.observations and with gait_contact = 0
+        the policy is the data sheet's 45-float one."""
 
         period = 0.6  # [s] one stride; the clock-free policies stepped ~1.7-2.0 times per foot per second
         stance_fraction = 0.6
@@ -249,11 +260,14 @@ class AsimovCfg(LeggedRobotCfg):
     class contract:
         """§16 firmware contract, checked on exported policies by gym/scripts/check_firmware_contract.py
         (gym/utils/firmware_contract.py). Written from the data sheet, not from the settings above, so a
-        config that drifts from the firmware fails the check."""
+        config that drifts from the firmware fails the check. One addition on purpose (issue 8): the
+        2-float gait clock after §16's 45 floats, which the firmware computes (gait_clock, notes)."""
 
-        observation_names = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions"]
-        observation_dims = [3, 3, 3, 12, 12, 12]  # 45 floats
-        observation_scales = [0.25, 1.0, 1.0, 1.0, 0.05, 1.0]
+        observation_names = ["base_ang_vel", "projected_gravity", "commands", "dof_pos", "dof_vel", "actions",
+                             "gait_phase"]
+        observation_dims = [3, 3, 3, 12, 12, 12, 2]  # §16's 45 floats + the clock
+        observation_scales = [0.25, 1.0, 1.0, 1.0, 0.05, 1.0, 1.0]
+        gait_clock = {"period_s": 0.6, "command_threshold": 0.05}
         joint_names = [f"{side}_{j}_joint" for side in ("left", "right")
                        for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")]
         # target_q = default_q + scale_j * raw_action_j, never one global scale (§5 deployment values)
@@ -267,11 +281,13 @@ class AsimovCfg(LeggedRobotCfg):
         policy_rate_hz = 50.0
         motor_rate_hz = 200.0  # each policy target held for 200 / 50 = 4 motor ticks, no interpolation
         required_metadata = ["joint_names", "kp", "kd", "default_joint_pos", "action_scale", "observation_names",
-                             "observation_scales", "dt"]
+                             "observation_scales", "dt", "gait_clock"]
         notes = [
             "IMU mounting (team note): x = -y_imu, y = -x_imu, z = z_imu; a reflection (det -1), verify on "
             "hardware. The policy expects body-frame gyro and gravity (x forward, y left, z up).",
             "No base linear velocity in the observation: the robot cannot measure it.",
+            "Gait clock (floats 45-46, not in §16): phase += 0.02 s / 0.6 s each policy step, modulo 1, from any "
+            "start; feed [sin 2 pi phase, cos 2 pi phase] while |cmd_vx, cmd_vy| + |cmd_wz| > 0.05, else [0, 0].",
             "Bring-up order: zero command (standing) first, then 0.1 m/s forward.",
         ]
 

@@ -4,7 +4,7 @@ Data sheet §10: 8 x 8 m tiles, 10 difficulty rows x 20 columns, a 20 m border, 
 on with initial levels 0..5; stairs 0-0.10 m high, 0.3 m treads, 3 m platforms. The reference mixes
 40 % flat and 30 % each of pyramid stairs (down) and inverted pyramid stairs (up); this task keeps
 stairs as the main share and adds legged_gym's other types (slopes, rough slopes, obstacles), scaled
-to a 0.73 m biped. The policy keeps the 45-float firmware observation; the critic adds the height
+to a 0.73 m biped. The policy keeps the 47-float firmware observation; the critic adds the height
 scan (17 x 11 points, 0.1 m apart, around the base).
 """
 
