@@ -33,7 +33,7 @@ class Asimov(LeggedRobot):
                              f"({self.num_feet}, asset.foot_bodies order); got period={g.period}, "
                              f"stance_fraction={g.stance_fraction}, offsets={list(g.offsets)}")
         self.gait_offsets = torch.tensor(g.offsets, dtype=torch.float, device=dev)  # (num_feet,) [cycles]
-        self.gait_phase = torch.rand(self.num_envs, device=dev)  # (N,) in [0, 1) cycles
+        self.gait_phase = torch.zeros(self.num_envs, device=dev)  # (N,) in [0, 1) cycles, drawn at each reset
 
     def post_physics_step(self) -> None:
         """Advance the gait clock by one policy step (dt / gait.period cycles), then the base step."""
