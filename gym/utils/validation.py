@@ -56,8 +56,23 @@ def config_problems(task_class: type, env_cfg: Any, train_cfg: Any) -> list[str]
     problems = _value_problems(env_cfg) + _range_problems(env_cfg) + _control_problems(env_cfg)
     problems += terrain_problems(env_cfg) + curriculum_problems(env_cfg)
     problems += _term_problems(task_class, env_cfg) + _ppo_problems(env_cfg, train_cfg)
-    problems += mjcf_problems(env_cfg) + _domain_rand_problems(env_cfg)
+    problems += mjcf_problems(env_cfg) + _domain_rand_problems(env_cfg) + gait_problems(env_cfg)
     return problems
+
+
+def gait_problems(cfg: Any) -> list[str]:
+    """The gait clock (`cfg.gait`, where a robot's config has one): period > 0, stance fraction in
+    (0, 1), one phase offset per foot (`asset.foot_bodies`). Also checked by the env that runs it."""
+    g = getattr(cfg, "gait", None)
+    if g is None:
+        return []
+    feet = len(cfg.asset.foot_bodies)
+    ok = (_is_number(g.period) and g.period > 0 and _is_number(g.stance_fraction) and 0 < g.stance_fraction < 1
+          and isinstance(g.offsets, (list, tuple)) and len(g.offsets) == feet)
+    return [] if ok else [
+        f"gait: need period > 0 [s], 0 < stance_fraction < 1 and one offset per foot ({feet}, asset.foot_bodies "
+        f"order); got period={g.period!r}, stance_fraction={g.stance_fraction!r}, offsets={g.offsets!r}; "
+        "set gait.period / gait.stance_fraction / gait.offsets (e.g. 0.6, 0.6, [0.0, 0.5])"]
 
 
 # [min, max] domain-randomization ranges with bounds beyond min <= max: key -> (lowest min, highest max, why)

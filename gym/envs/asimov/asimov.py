@@ -11,6 +11,7 @@ import torch
 from gym.envs.base.legged_robot import LeggedRobot
 from gym.physics.model_builder import match_joint_param
 from gym.utils.math import quat_rotate
+from gym.utils.validation import gait_problems
 
 
 class Asimov(LeggedRobot):
@@ -27,12 +28,10 @@ class Asimov(LeggedRobot):
         self.last_swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # of the last landing
         self.feet_contact_time = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [s] in the current stance
         self._angmom_cols = self.robot.sensor("root_angmom")
-        g = self.cfg.gait
-        if not g.period > 0.0 or not 0.0 < g.stance_fraction < 1.0 or len(g.offsets) != self.num_feet:
-            raise ValueError(f"gait: need period > 0 [s], 0 < stance_fraction < 1 and one offset per foot "
-                             f"({self.num_feet}, asset.foot_bodies order); got period={g.period}, "
-                             f"stance_fraction={g.stance_fraction}, offsets={list(g.offsets)}")
-        self.gait_offsets = torch.tensor(g.offsets, dtype=torch.float, device=dev)  # (num_feet,) [cycles]
+        problems = gait_problems(self.cfg)
+        if problems:
+            raise ValueError(problems[0])
+        self.gait_offsets = torch.tensor(self.cfg.gait.offsets, dtype=torch.float, device=dev)  # (num_feet,) [cycles]
         self.gait_phase = torch.zeros(self.num_envs, device=dev)  # (N,) in [0, 1) cycles, drawn at each reset
 
     def post_physics_step(self) -> None:
