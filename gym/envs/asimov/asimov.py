@@ -11,7 +11,6 @@ import torch
 from gym.envs.base.legged_robot import LeggedRobot
 from gym.physics.model_builder import match_joint_param
 from gym.utils.math import quat_rotate
-from gym.utils.validation import gait_problems
 
 
 class Asimov(LeggedRobot):
@@ -28,6 +27,8 @@ class Asimov(LeggedRobot):
         self.last_swing_peak = torch.zeros(self.num_envs, self.num_feet, device=dev)  # of the last landing
         self.feet_contact_time = torch.zeros(self.num_envs, self.num_feet, device=dev)  # [s] in the current stance
         self._angmom_cols = self.robot.sensor("root_angmom")
+        from gym.utils.validation import gait_problems  # here: validation imports cli, which imports gym.envs
+
         problems = gait_problems(self.cfg)
         if problems:
             raise ValueError(problems[0])
