@@ -149,6 +149,10 @@ class AsimovCfg(LeggedRobotCfg):
             # pitch rates (w_x^2 + w_y^2 ~ 2 rad^2/s^2 while learning) scale the yaw part by ~0.03,
             # and a 1000-iteration run never learned to turn (|e_wz| 0.48 of a 0.5 rad/s command).
             # legged_gym's yaw-only term keeps a yaw gradient; §9's term stays as the stability part.
+            # 2.0 trades v_x for yaw (60 min each against T, the default, 1338 it; with pushes): with tracking_lin_vel
+            # 2.0 too (run U, 1328 it) turn in place |e_wz| .111 (T .136) but forward |e_vx| .115 (T .092); alone with
+            # gait_contact 0.15 (run V, 1291 it) turn |e_wz| .086 but forward |e_vx| .151. |e_vy| under pushes stayed
+            # .10-.13 in both, as in T.
             tracking_ang_vel = 1.0
             # Not in §9, the same for v_xy (issue 8): legged_gym's tracking_lin_vel without §9's v_z^2.
             # Inside §9's terms the pelvis bobbing and rocking that grow with speed pay against speed; a
