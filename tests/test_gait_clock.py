@@ -34,7 +34,7 @@ def test_clock_advances_by_dt_over_period_and_wraps(env):
     assert env.gait_phase.min() >= 0 and env.gait_phase.max() < 1
     env.gait_phase[:] = torch.tensor([0.0, 0.25, 0.99, 0.5])
     env.step(torch.zeros(N, 12))
-    step = env.dt / env.cfg.gait.period  # 0.02 / 0.6 of a cycle
+    step = env.dt / env.cfg.gait.period  # 0.02 / 0.4 of a cycle
     expected = torch.tensor([step, 0.25 + step, (0.99 + step) % 1.0, 0.5 + step])
     assert not env.reset_buf.any()  # a reset would redraw the phase
     torch.testing.assert_close(env.gait_phase.cpu(), expected)
@@ -89,7 +89,7 @@ def test_export_metadata_carries_the_clock_for_firmware(env):
     meta = policy_metadata(env, "asimov")
     assert meta["observation_names"][-1] == "gait_phase" and meta["observation_slices"][-1] == [45, 47]
     clock = meta["gait_clock"]
-    assert clock["period_s"] == 0.6 and clock["command_threshold"] == 0.05 and "modulo 1" in clock["rule"]
+    assert clock["period_s"] == 0.4 and clock["command_threshold"] == 0.05 and "modulo 1" in clock["rule"]
 
 
 def test_the_contract_checks_the_clock_period(env):
@@ -101,13 +101,13 @@ def test_the_contract_checks_the_clock_period(env):
         observation_names = TERMS
         observation_dims = [3, 3, 3, 12, 12, 12, 2]
         observation_scales = [0.25, 1.0, 1.0, 1.0, 0.05, 1.0, 1.0]
-        gait_clock = {"period_s": 0.6, "command_threshold": 0.05}
+        gait_clock = {"period_s": 0.4, "command_threshold": 0.05}
 
     meta = policy_metadata(env, "asimov")
     assert [r.item for r in contract_rows(meta, Contract) if r.item.startswith("gait")] == [
         "gait clock period_s", "gait clock command_threshold"]
     assert not [p for p in deviations(contract_rows(meta, Contract)) if "gait" in p or "obs" in p]
     Contract.gait_clock = {"period_s": 0.5, "command_threshold": 0.05}
-    assert "gait clock period_s is 0.6, contract 0.5" in deviations(contract_rows(meta, Contract))
+    assert "gait clock period_s is 0.4, contract 0.5" in deviations(contract_rows(meta, Contract))
     meta.pop("gait_clock")
     assert "gait clock period_s is None, contract 0.5" in deviations(contract_rows(meta, Contract))

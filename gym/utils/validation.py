@@ -72,7 +72,7 @@ def gait_problems(cfg: Any) -> list[str]:
     return [] if ok else [
         f"gait: need period > 0 [s], 0 < stance_fraction < 1 and one offset per foot ({feet}, asset.foot_bodies "
         f"order); got period={g.period!r}, stance_fraction={g.stance_fraction!r}, offsets={g.offsets!r}; "
-        "set gait.period / gait.stance_fraction / gait.offsets (e.g. 0.6, 0.6, [0.0, 0.5])"]
+        "set gait.period / gait.stance_fraction / gait.offsets (e.g. 0.4, 0.6, [0.0, 0.5])"]
 
 
 # [min, max] domain-randomization ranges with bounds beyond min <= max: key -> (lowest min, highest max, why)
